@@ -1,0 +1,146 @@
+# SPDX-License-Identifier: BSD-2-Clause
+# pysamp-bpf build. Artefacts in .output/, binaries at the top.
+#   make            build pysamp-bpf (installs missing Debian packages first)
+#   make deps       install every Debian package the build and tests need
+#   make run        build, start a demo Python program and profile it
+#   make test       the whole suite (unit under ASan/UBSan, fuzz, BPF, integration)
+#   make bench      overhead benchmark (bench/overhead.py)
+#   V=1             show commands
+
+OUTPUT := .output
+CLANG ?= clang
+LLVM_STRIP ?= llvm-strip
+BPFTOOL ?= bpftool
+CC ?= gcc
+ARCH := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
+VMLINUX := vmlinux/$(ARCH)/vmlinux.h
+
+DEB_PACKAGES := clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config make gcc \
+	libc6-dev libclang-rt-14-dev valgrind python3 procps
+
+ifeq ($(V),1)
+Q =
+msg =
+else
+Q = @
+msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
+endif
+
+WARN := -Wall -Wextra -Werror -Wshadow -Wmissing-prototypes -Wstrict-prototypes -Wvla \
+	-Wformat=2 -Wundef -fno-common
+CFLAGS ?= -O2 -g
+USER_CFLAGS := -std=gnu11 $(WARN) -Iinclude -Iuser -I$(OUTPUT) -D_GNU_SOURCE
+BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Wextra -Werror \
+	-Wno-unused-parameter -Iinclude -I$(dir $(VMLINUX))
+# System include dirs for BPF, after our own (libbpf-bootstrap's -idirafter trick).
+CLANG_BPF_SYS_INCLUDES := $(shell $(CLANG) -v -E - </dev/null 2>&1 \
+	| sed -n '/<...> search starts here:/,/End of search list./{ s| \(/.*\)|-idirafter \1|p }')
+# libbpf static, libelf and libz dynamic.
+LIBBPF_A := $(firstword $(wildcard /usr/lib/$(shell $(CC) -print-multiarch)/libbpf.a /usr/lib64/libbpf.a /usr/lib/libbpf.a))
+LDLIBS := $(LIBBPF_A) -lelf -lz -lm
+
+BPF_SRCS := $(wildcard bpf/*.bpf.c)
+BPF_HDRS := $(wildcard bpf/*.bpf.h) $(wildcard include/*.h)
+USER_SRCS := $(wildcard user/*.c)
+USER_HDRS := $(wildcard user/*.h) $(wildcard include/*.h)
+USER_OBJS := $(patsubst user/%.c,$(OUTPUT)/%.o,$(USER_SRCS))
+LIB_SRCS := $(filter-out user/main.c,$(USER_SRCS))
+
+# Sanitizer build of every user module but main.c, for unit tests.
+SAN_DIR := $(OUTPUT)/san
+SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+SAN_OBJS := $(patsubst user/%.c,$(SAN_DIR)/%.o,$(LIB_SRCS))
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(patsubst tests/unit/%.c,$(SAN_DIR)/%,$(UNIT_SRCS))
+FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(OUTPUT)/fuzz/%,$(FUZZ_SRCS))
+
+.PHONY: all deps run test unit fuzz bench clean format lint install check-deps
+.DELETE_ON_ERROR:
+.SECONDARY:
+
+all: $(OUTPUT)/deps.ok pysamp-bpf
+
+# Install what is missing, once; `make deps` always checks.
+$(OUTPUT)/deps.ok:
+	$(Q)mkdir -p $(OUTPUT)
+	$(Q)$(MAKE) --no-print-directory deps
+	$(Q)touch $@
+
+deps:
+	@missing=""; for p in $(DEB_PACKAGES); do \
+		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' \
+			|| missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "deps: installing$$missing"; \
+		if [ "$$(id -u)" != 0 ]; then echo "deps: run as root (sudo make deps) to install$$missing" >&2; exit 1; fi; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing \
+			|| { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; }; \
+	else echo "deps: all Debian packages present"; fi
+
+$(OUTPUT) $(OUTPUT)/fuzz $(SAN_DIR):
+	$(Q)mkdir -p $@
+
+$(VMLINUX):
+	$(call msg,GEN,$@)
+	$(Q)./vmlinux/gen.sh
+
+# BPF object -> linked -> stripped of DWARF (BTF stays) -> skeleton.
+$(OUTPUT)/%.tmp.bpf.o: bpf/%.bpf.c $(BPF_HDRS) $(VMLINUX) | $(OUTPUT)
+	$(call msg,BPF,$@)
+	$(Q)$(CLANG) $(BPF_CFLAGS) $(CLANG_BPF_SYS_INCLUDES) -c $< -o $@
+
+$(OUTPUT)/%.bpf.o: $(OUTPUT)/%.tmp.bpf.o
+	$(call msg,LINK,$@)
+	$(Q)$(BPFTOOL) gen object $@ $<
+	$(Q)$(LLVM_STRIP) -g $@
+
+$(OUTPUT)/%.skel.h: $(OUTPUT)/%.bpf.o
+	$(call msg,GEN-SKEL,$@)
+	$(Q)$(BPFTOOL) gen skeleton $< name pysamp_bpf > $@
+
+$(OUTPUT)/%.o: user/%.c $(USER_HDRS) $(OUTPUT)/pysamp.skel.h | $(OUTPUT)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $(USER_CFLAGS) -c $< -o $@
+
+pysamp-bpf: $(USER_OBJS)
+	$(call msg,BINARY,$@)
+	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
+
+$(SAN_DIR)/%.o: user/%.c $(USER_HDRS) $(OUTPUT)/pysamp.skel.h | $(SAN_DIR)
+	$(call msg,CC-SAN,$@)
+	$(Q)$(CC) $(SAN_FLAGS) $(USER_CFLAGS) -c $< -o $@
+
+$(SAN_DIR)/test_%: tests/unit/test_%.c tests/harness.h $(SAN_OBJS) | $(SAN_DIR)
+	$(call msg,TEST,$@)
+	$(Q)$(CC) $(SAN_FLAGS) $(USER_CFLAGS) -Itests $< $(SAN_OBJS) $(LDLIBS) -o $@
+
+$(OUTPUT)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRCS) $(USER_HDRS) $(OUTPUT)/pysamp.skel.h | $(OUTPUT)/fuzz
+	$(call msg,FUZZ,$@)
+	$(Q)$(CLANG) -g -O1 -fsanitize=fuzzer,address,undefined $(USER_CFLAGS) -Wno-unused-command-line-argument \
+		$< $(LIB_SRCS) $(LDLIBS) -o $@
+
+unit: $(OUTPUT)/deps.ok $(UNIT_BINS)
+fuzz: $(OUTPUT)/deps.ok $(FUZZ_BINS)
+
+run: all
+	./tests/demo.sh
+
+test: all unit fuzz
+	$(Q)python3 tests/run.py
+
+bench: all
+	python3 bench/overhead.py
+
+format:
+	clang-format -i bpf/*.c bpf/*.h user/*.c user/*.h include/*.h tests/unit/*.c tests/fuzz/*.c tests/*.h
+
+lint:
+	clang-tidy $(LIB_SRCS) -- $(USER_CFLAGS)
+
+prefix ?= /usr/local
+install: pysamp-bpf
+	install -D -m 0755 pysamp-bpf $(DESTDIR)$(prefix)/sbin/pysamp-bpf
+
+clean:
+	rm -rf $(OUTPUT) pysamp-bpf

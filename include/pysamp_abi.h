@@ -124,8 +124,10 @@ struct pysamp_scratch {
 	struct pysamp_frame frames[PYSAMP_MAX_FRAMES];
 	__u64 frame;			/* next frame to walk */
 	__u32 runs;			/* walker runs so far */
-	__u32 pad0;
-	__u8 obj[PYSAMP_OBJ_BUF + 8];	/* copy of the current frame / code object */
+	__u32 scan_ninterp;		/* thread-state scan: interpreters visited */
+	__u64 scan_interp;		/* thread-state scan: current interpreter */
+	__u64 scan_ts;			/* thread-state scan: next thread state */
+	__u64 obj[PYSAMP_OBJ_BUF / 8];	/* copy of the current frame / code object */
 };
 
 _Static_assert(sizeof(struct pysamp_proc) == 96, "pysamp_proc layout");

@@ -1,0 +1,396 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * pysamp.bpf.c - CPU-clock sampler that walks CPython frame chains in-kernel.
+ *
+ * on_cpu_sample runs on every perf_event tick of every CPU. When the
+ * interrupted task belongs to a process in py_procs, it finds the thread's
+ * PyThreadState (matching PyThreadState.thread_id against the task's thread
+ * pointer) and tail-calls walk_python, which copies up to
+ * PYSAMP_FRAMES_PER_PROG frames per run as (code object, instruction,
+ * code fingerprint) and continues by tail call. The finished sample goes to
+ * userspace through the samples ring buffer. No CPython version logic lives
+ * here: every offset comes from struct pysamp_proc.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
+#include "pysamp_abi.h"
+#include "core_fixes.bpf.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+const volatile __u32 cfg_debug = 0;
+
+struct tstate_slot {
+	__u64 tstate;
+	__u32 pid;
+	__u32 generation;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, struct pysamp_proc);
+} py_procs SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, struct tstate_slot);
+} tstates SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct pysamp_scratch);
+} scratch SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, PYSAMP_STAT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 8 << 20);
+} samples SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} walk_progs SEC(".maps");
+
+#define dbg(fmt, ...)                                                                              \
+	do {                                                                                       \
+		if (cfg_debug)                                                                     \
+			bpf_printk(fmt, ##__VA_ARGS__);                                            \
+	} while (0)
+
+static __always_inline void stat_add(__u32 which, __u64 n)
+{
+	__u64 *v = bpf_map_lookup_elem(&stats, &which);
+
+	if (v)
+		*v += n;
+}
+
+static __always_inline void stat_inc(__u32 which)
+{
+	stat_add(which, 1);
+}
+
+/* Read a user pointer-sized word; 0 on failure with *err set. */
+static __always_inline __u64 read_u64(__u64 addr, int *err)
+{
+	__u64 v = 0;
+
+	if (bpf_probe_read_user(&v, sizeof(v), (const void *)addr)) {
+		*err = 1;
+		return 0;
+	}
+	return v;
+}
+
+/*
+ * Fields of the object copied into s->obj. Offsets come from userspace:
+ * pointers are 8-aligned and ints 4-aligned in every CPython layout, so the
+ * low bits are dropped, which also bounds the index for the verifier.
+ */
+static __always_inline __u64 obj_u64(const struct pysamp_scratch *s, __u32 off)
+{
+	return s->obj[(off >> 3) & (PYSAMP_OBJ_BUF / 8 - 1)];
+}
+
+static __always_inline __u32 obj_u32(const struct pysamp_scratch *s, __u32 off)
+{
+	const __u32 *w = (const __u32 *)s->obj;
+
+	return w[(off >> 2) & (PYSAMP_OBJ_BUF / 4 - 1)];
+}
+
+static __always_inline __u8 obj_u8(const struct pysamp_scratch *s, __u32 off)
+{
+	const __u8 *b = (const __u8 *)s->obj;
+
+	return b[off & (PYSAMP_OBJ_BUF - 1)];
+}
+
+/*
+ * The interrupted thread's PyThreadState: a cached answer if it still
+ * matches, else a bounded scan of every interpreter's thread list. 0 when the
+ * thread has no thread state or a read failed (counted).
+ *
+ * Verifier workaround: the scan position lives in the scratch map, not in
+ * registers, so that the verifier sees one state per iteration instead of
+ * one per combination of earlier branch outcomes.
+ */
+static __always_inline __u64 find_tstate(struct pysamp_scratch *s, const struct pysamp_proc *proc,
+					 __u32 pid, __u32 tid, __u64 tp)
+{
+	struct tstate_slot *slot, fresh = {};
+	__u64 v = 0, found = 0;
+	int err = 0;
+
+	slot = bpf_map_lookup_elem(&tstates, &tid);
+	if (slot && slot->pid == pid && slot->generation == proc->generation && slot->tstate) {
+		if (read_u64(slot->tstate + proc->tstate_thread_id, &err) == tp && !err) {
+			stat_inc(PYSAMP_STAT_TSTATE_CACHE_HIT);
+			return slot->tstate;
+		}
+		err = 0;
+	}
+
+	s->scan_interp = read_u64(proc->interp_head_addr, &err);
+	if (err) {
+		stat_inc(PYSAMP_STAT_INTERP_READ_FAIL);
+		return 0;
+	}
+	if (!s->scan_interp) {
+		stat_inc(PYSAMP_STAT_NO_TSTATE);
+		return 0;
+	}
+	s->scan_ts = read_u64(s->scan_interp + proc->interp_tstate_head, &err);
+	if (err) {
+		stat_inc(PYSAMP_STAT_INTERP_READ_FAIL);
+		return 0;
+	}
+	s->scan_ninterp = 1;
+
+	for (int i = 0; i < PYSAMP_MAX_THREAD_SCAN; i++) {
+		__u64 ts = s->scan_ts;
+
+		if (!ts) {
+			if (s->scan_ninterp >= PYSAMP_MAX_INTERPS)
+				break;
+			s->scan_ninterp++;
+			if (bpf_probe_read_user(&v, sizeof(v),
+						(const void *)(s->scan_interp + proc->interp_next)))
+				goto read_fail;
+			if (!v)
+				break;
+			s->scan_interp = v;
+			if (bpf_probe_read_user(&v, sizeof(v),
+						(const void *)(v + proc->interp_tstate_head)))
+				goto read_fail;
+			s->scan_ts = v;
+			continue;
+		}
+		if (bpf_probe_read_user(&v, sizeof(v), (const void *)(ts + proc->tstate_thread_id)))
+			goto read_fail;
+		if (v == tp) {
+			found = ts;
+			break;
+		}
+		if (bpf_probe_read_user(&v, sizeof(v), (const void *)(ts + proc->tstate_next)))
+			goto read_fail;
+		s->scan_ts = v;
+	}
+	if (!found) {
+		stat_inc(s->scan_ts ? PYSAMP_STAT_THREAD_SCAN_LIMIT : PYSAMP_STAT_NO_TSTATE);
+		return 0;
+	}
+	fresh.tstate = found;
+	fresh.pid = pid;
+	fresh.generation = proc->generation;
+	bpf_map_update_elem(&tstates, &tid, &fresh, BPF_ANY);
+	return found;
+read_fail:
+	stat_inc(PYSAMP_STAT_TSTATE_READ_FAIL);
+	return 0;
+}
+
+static __always_inline void emit(struct pysamp_scratch *s)
+{
+	__u32 n = s->hdr.nframes;
+	__u64 size;
+
+	if (n > PYSAMP_MAX_FRAMES)
+		n = PYSAMP_MAX_FRAMES;
+	size = sizeof(struct pysamp_sample) + (__u64)n * sizeof(struct pysamp_frame);
+	if (bpf_ringbuf_output(&samples, &s->hdr, size, 0)) {
+		stat_inc(PYSAMP_STAT_RINGBUF_FULL);
+		return;
+	}
+	stat_inc(PYSAMP_STAT_EMITTED);
+	stat_add(PYSAMP_STAT_FRAMES, n);
+}
+
+static __always_inline bool proc_config_ok(const struct pysamp_proc *p)
+{
+	return p->frame_read_size && p->frame_read_size <= PYSAMP_OBJ_BUF &&
+	       p->code_read_size && p->code_read_size <= PYSAMP_OBJ_BUF &&
+	       p->frame_back <= PYSAMP_OBJ_BUF - 8 && p->frame_code <= PYSAMP_OBJ_BUF - 8 &&
+	       p->frame_ip <= PYSAMP_OBJ_BUF - 8 && p->code_name <= PYSAMP_OBJ_BUF - 8 &&
+	       p->code_filename <= PYSAMP_OBJ_BUF - 8 && p->code_linetable <= PYSAMP_OBJ_BUF - 8 &&
+	       p->code_firstlineno <= PYSAMP_OBJ_BUF - 4 &&
+	       (!(p->flags & PYSAMP_PF_OWNER) || p->frame_owner <= PYSAMP_OBJ_BUF - 1);
+}
+
+SEC("perf_event")
+int walk_python(struct bpf_perf_event_data *ctx)
+{
+	const struct pysamp_proc *proc;
+	struct pysamp_scratch *s;
+	__u32 zero = 0, n, size;
+	__u64 frame;
+
+	s = bpf_map_lookup_elem(&scratch, &zero);
+	if (!s) {
+		stat_inc(PYSAMP_STAT_NO_SCRATCH);
+		return 0;
+	}
+	proc = bpf_map_lookup_elem(&py_procs, &s->hdr.pid);
+	if (!proc) {
+		/* The process left the table between the two programs. */
+		stat_inc(PYSAMP_STAT_OTHER_PROC);
+		return 0;
+	}
+	frame = s->frame;
+
+	/*
+	 * Verifier workaround: the frame count lives in the scratch map, not in
+	 * a register. A register count is tracked precisely, so the paths that
+	 * keep a frame and those that skip one never merge and every iteration
+	 * doubles the states to explore; a value loaded from a map is unknown
+	 * to the verifier, so the paths converge.
+	 */
+	for (int i = 0; i < PYSAMP_FRAMES_PER_PROG; i++) {
+		struct pysamp_frame *out;
+		__u64 code, ip, back, fp = 0;
+		__u32 skip;
+
+		if (!frame)
+			break;
+		size = proc->frame_read_size;
+		if (size > PYSAMP_OBJ_BUF || size == 0)
+			break; /* checked in on_cpu_sample; restated for the verifier */
+		if (bpf_probe_read_user(s->obj, size, (const void *)frame)) {
+			stat_inc(PYSAMP_STAT_FRAME_READ_FAIL);
+			s->hdr.status = PYSAMP_STACK_ERROR;
+			frame = 0;
+			break;
+		}
+		back = obj_u64(s, proc->frame_back);
+		code = obj_u64(s, proc->frame_code) & ~proc->code_tag_mask;
+		ip = obj_u64(s, proc->frame_ip);
+		/* Interpreter shim frames (owner >= owner_skip) carry no Python code. */
+		skip = !code || ((proc->flags & PYSAMP_PF_OWNER) &&
+				 obj_u8(s, proc->frame_owner) >= proc->owner_skip);
+		if (!skip) {
+			size = proc->code_read_size;
+			if (size > PYSAMP_OBJ_BUF || size == 0)
+				break;
+			if (bpf_probe_read_user(s->obj, size, (const void *)code))
+				stat_inc(PYSAMP_STAT_CODE_READ_FAIL);
+			else
+				fp = pysamp_code_fp(obj_u64(s, proc->code_name),
+						    obj_u64(s, proc->code_filename),
+						    obj_u64(s, proc->code_linetable),
+						    obj_u32(s, proc->code_firstlineno));
+		}
+		n = s->hdr.nframes;
+		if (n >= PYSAMP_MAX_FRAMES)
+			break;
+		out = &s->frames[n & (PYSAMP_MAX_FRAMES - 1)];
+		out->code = code;
+		out->ip = ip;
+		out->code_fp = fp;
+		s->hdr.nframes = n + (skip ? 0 : 1);
+		frame = back;
+	}
+	n = s->hdr.nframes;
+	s->frame = frame;
+	s->runs++;
+
+	if (frame && n < PYSAMP_MAX_FRAMES && s->runs < PYSAMP_MAX_TAIL_CALLS) {
+		bpf_tail_call(ctx, &walk_progs, PYSAMP_PROG_WALK);
+		stat_inc(PYSAMP_STAT_TAIL_CALL_FAIL);
+		s->hdr.status = PYSAMP_STACK_ERROR;
+	}
+	if (frame && s->hdr.status == PYSAMP_STACK_COMPLETE) {
+		s->hdr.status = PYSAMP_STACK_TRUNCATED;
+		stat_inc(PYSAMP_STAT_TRUNCATED);
+	}
+	emit(s);
+	return 0;
+}
+
+SEC("perf_event")
+int on_cpu_sample(struct bpf_perf_event_data *ctx)
+{
+	const struct pysamp_proc *proc;
+	struct pysamp_scratch *s;
+	struct task_struct *task;
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 pid = id >> 32, tid = (__u32)id, zero = 0;
+	__u64 tp, ts, frame;
+	int err = 0;
+
+	stat_inc(PYSAMP_STAT_TICKS);
+	if (tid == 0) {
+		stat_inc(PYSAMP_STAT_IDLE);
+		return 0;
+	}
+	proc = bpf_map_lookup_elem(&py_procs, &pid);
+	if (!proc) {
+		stat_inc(PYSAMP_STAT_OTHER_PROC);
+		return 0;
+	}
+	stat_inc(PYSAMP_STAT_TARGET);
+	if (!proc_config_ok(proc)) {
+		stat_inc(PYSAMP_STAT_BAD_CONFIG);
+		return 0;
+	}
+	s = bpf_map_lookup_elem(&scratch, &zero);
+	if (!s) {
+		stat_inc(PYSAMP_STAT_NO_SCRATCH);
+		return 0;
+	}
+
+	task = (struct task_struct *)bpf_get_current_task();
+	tp = task_thread_pointer(task);
+	if (!tp) {
+		stat_inc(PYSAMP_STAT_FSBASE_FAIL);
+		return 0;
+	}
+	ts = find_tstate(s, proc, pid, tid, tp);
+	if (!ts)
+		return 0;
+
+	frame = read_u64(ts + proc->tstate_frame, &err);
+	if (!err && frame && (proc->flags & PYSAMP_PF_CFRAME))
+		frame = read_u64(frame + proc->cframe_current, &err);
+	if (err) {
+		stat_inc(PYSAMP_STAT_TSTATE_READ_FAIL);
+		return 0;
+	}
+	if (!frame) {
+		stat_inc(PYSAMP_STAT_NO_FRAME);
+		return 0;
+	}
+
+	s->hdr.ktime_ns = bpf_ktime_get_ns();
+	s->hdr.tstate = ts;
+	s->hdr.pid = pid;
+	s->hdr.tid = tid;
+	s->hdr.cpu = bpf_get_smp_processor_id();
+	s->hdr.nframes = 0;
+	s->hdr.status = PYSAMP_STACK_COMPLETE;
+	s->hdr.generation = proc->generation;
+	bpf_get_current_comm(s->hdr.comm, sizeof(s->hdr.comm));
+	s->frame = frame;
+	s->runs = 0;
+	dbg("pysamp: pid %u tid %u tstate %llx", pid, tid, ts);
+
+	bpf_tail_call(ctx, &walk_progs, PYSAMP_PROG_WALK);
+	stat_inc(PYSAMP_STAT_TAIL_CALL_FAIL);
+	return 0;
+}

@@ -1,0 +1,469 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * pyoffsets.c - CPython layouts per minor version and _Py_DebugOffsets.
+ *
+ * Every number below was measured with offsetof() against the version's own
+ * headers (pyenv 2.7.18, 3.6.15, 3.7.16, 3.8.18, 3.9.18, 3.10.13, 3.11.7,
+ * 3.12.1, 3.13.0; Debian 3.11.2 is identical to 3.11.7), see
+ * shared/reference/cpython-frames.md section 9. Field comments name the
+ * CPython member.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "pyoffsets.h"
+
+#define NONE PYSAMP_OFF_NONE
+
+/* Common string layouts. */
+#define STR_PY2 .str = PY_STR_BYTES, .bytes_size = 16, .bytes_data = 36 /* PyStringObject */
+#define STR_PY36 /* PEP 393 with wstr (3.6-3.11) */                                               \
+	.str = PY_STR_UNICODE, .bytes_size = 16, .bytes_data = 32, .unicode_length = 16,          \
+	.unicode_state = 32, .unicode_ascii_data = 48, .unicode_compact_data = 72
+#define STR_PY312 /* 3.12 dropped wstr */                                                         \
+	.str = PY_STR_UNICODE, .bytes_size = 16, .bytes_data = 32, .unicode_length = 16,          \
+	.unicode_state = 32, .unicode_ascii_data = 40, .unicode_compact_data = 56
+
+static const struct py_offsets py27 = {
+	.major = 2, .minor = 7,
+	.runtime_interp_head = NONE,	/* static interp_head */
+	.interp_next = 0,		/* PyInterpreterState.next */
+	.interp_tstate_head = 8,	/* PyInterpreterState.tstate_head */
+	.tstate_next = 0,		/* PyThreadState.next */
+	.tstate_thread_id = 144,	/* PyThreadState.thread_id */
+	.tstate_frame = 16,		/* PyThreadState.frame */
+	.cframe_current = NONE,
+	.frame_back = 24,		/* PyFrameObject.f_back */
+	.frame_code = 32,		/* PyFrameObject.f_code */
+	.frame_ip = 120,		/* PyFrameObject.f_lasti */
+	.frame_owner = NONE,
+	.frame_size = 128,
+	.code_filename = 80,		/* PyCodeObject.co_filename */
+	.code_name = 88,		/* PyCodeObject.co_name */
+	.code_qualname = NONE,
+	.code_firstlineno = 96,		/* PyCodeObject.co_firstlineno */
+	.code_linetable = 104,		/* PyCodeObject.co_lnotab */
+	.code_adaptive = NONE,
+	.code_size = 112,
+	.lasti = PY_LASTI_BYTES,
+	.linetable = LINETABLE_LNOTAB_U8,
+	STR_PY2,
+};
+
+static const struct py_offsets py36 = {
+	.major = 3, .minor = 6,
+	.runtime_interp_head = NONE,	/* static interp_head */
+	.interp_next = 0,
+	.interp_tstate_head = 8,
+	.tstate_next = 8,
+	.tstate_thread_id = 152,
+	.tstate_frame = 24,
+	.cframe_current = NONE,
+	.frame_back = 24,
+	.frame_code = 32,
+	.frame_ip = 120,		/* f_lasti */
+	.frame_owner = NONE,
+	.frame_size = 128,
+	.code_filename = 96,
+	.code_name = 104,
+	.code_qualname = NONE,
+	.code_firstlineno = 36,
+	.code_linetable = 112,		/* co_lnotab */
+	.code_adaptive = NONE,
+	.code_size = 120,
+	.lasti = PY_LASTI_BYTES,
+	.linetable = LINETABLE_LNOTAB_S8,
+	STR_PY36,
+};
+
+static const struct py_offsets py37 = {
+	.major = 3, .minor = 7,
+	.runtime_interp_head = 24,	/* _PyRuntimeState.interpreters.head */
+	.interp_next = 0,
+	.interp_tstate_head = 8,
+	.tstate_next = 8,
+	.tstate_thread_id = 176,
+	.tstate_frame = 24,
+	.cframe_current = NONE,
+	.frame_back = 24,
+	.frame_code = 32,
+	.frame_ip = 104,		/* f_lasti */
+	.frame_owner = NONE,
+	.frame_size = 112,
+	.code_filename = 96,
+	.code_name = 104,
+	.code_qualname = NONE,
+	.code_firstlineno = 36,
+	.code_linetable = 112,
+	.code_adaptive = NONE,
+	.code_size = 120,
+	.lasti = PY_LASTI_BYTES,
+	.linetable = LINETABLE_LNOTAB_S8,
+	STR_PY36,
+};
+
+static const struct py_offsets py38 = {
+	.major = 3, .minor = 8,
+	.runtime_interp_head = 32,
+	.interp_next = 0,
+	.interp_tstate_head = 8,
+	.tstate_next = 8,
+	.tstate_thread_id = 176,
+	.tstate_frame = 24,
+	.cframe_current = NONE,
+	.frame_back = 24,
+	.frame_code = 32,
+	.frame_ip = 104,
+	.frame_owner = NONE,
+	.frame_size = 112,
+	.code_filename = 104,		/* co_posonlyargcount (3.8) moved the tail by 8 */
+	.code_name = 112,
+	.code_qualname = NONE,
+	.code_firstlineno = 40,
+	.code_linetable = 120,
+	.code_adaptive = NONE,
+	.code_size = 128,
+	.lasti = PY_LASTI_BYTES,
+	.linetable = LINETABLE_LNOTAB_S8,
+	STR_PY36,
+};
+
+static const struct py_offsets py39 = {
+	.major = 3, .minor = 9,
+	.runtime_interp_head = 32,
+	.interp_next = 0,
+	.interp_tstate_head = 8,
+	.tstate_next = 8,
+	.tstate_thread_id = 176,
+	.tstate_frame = 24,
+	.cframe_current = NONE,
+	.frame_back = 24,
+	.frame_code = 32,
+	.frame_ip = 104,
+	.frame_owner = NONE,
+	.frame_size = 112,
+	.code_filename = 104,
+	.code_name = 112,
+	.code_qualname = NONE,
+	.code_firstlineno = 40,
+	.code_linetable = 120,
+	.code_adaptive = NONE,
+	.code_size = 128,
+	.lasti = PY_LASTI_BYTES,
+	.linetable = LINETABLE_LNOTAB_S8,
+	STR_PY36,
+};
+
+static const struct py_offsets py310 = {
+	.major = 3, .minor = 10,
+	.runtime_interp_head = 32,
+	.interp_next = 0,
+	.interp_tstate_head = 8,
+	.tstate_next = 8,
+	.tstate_thread_id = 176,
+	.tstate_frame = 24,
+	.cframe_current = NONE,
+	.frame_back = 24,
+	.frame_code = 32,
+	.frame_ip = 96,			/* f_lasti, in code units since 3.10 (bpo-27129) */
+	.frame_owner = NONE,
+	.frame_size = 104,
+	.code_filename = 104,
+	.code_name = 112,
+	.code_qualname = NONE,
+	.code_firstlineno = 40,
+	.code_linetable = 120,		/* co_linetable (PEP 626) */
+	.code_adaptive = NONE,
+	.code_size = 128,
+	.lasti = PY_LASTI_UNITS,
+	.linetable = LINETABLE_PEP626,
+	STR_PY36,
+};
+
+static const struct py_offsets py311 = {
+	.major = 3, .minor = 11,
+	.runtime_interp_head = 40,
+	.interp_next = 0,
+	.interp_tstate_head = 16,	/* PyInterpreterState.threads.head */
+	.tstate_next = 8,
+	.tstate_thread_id = 152,
+	.tstate_frame = 56,		/* PyThreadState.cframe */
+	.cframe_current = 8,		/* _PyCFrame.current_frame */
+	.frame_back = 48,		/* _PyInterpreterFrame.previous */
+	.frame_code = 32,		/* _PyInterpreterFrame.f_code */
+	.frame_ip = 56,			/* _PyInterpreterFrame.prev_instr */
+	.frame_owner = 69,		/* _PyInterpreterFrame.owner */
+	.frame_size = 80,
+	.owner_skip = 3,		/* 3.11 has owners 0-2 only: nothing is skipped */
+	.code_filename = 112,
+	.code_name = 120,
+	.code_qualname = 128,
+	.code_firstlineno = 72,
+	.code_linetable = 136,
+	.code_adaptive = 184,		/* co_code_adaptive */
+	.code_size = 192,
+	.lasti = PY_LASTI_PTR,
+	.linetable = LINETABLE_LOCATIONS,
+	STR_PY36,
+};
+
+static const struct py_offsets py312 = {
+	.major = 3, .minor = 12,
+	.runtime_interp_head = 40,
+	.interp_next = 0,
+	.interp_tstate_head = 72,
+	.tstate_next = 8,
+	.tstate_thread_id = 136,
+	.tstate_frame = 56,		/* cframe */
+	.cframe_current = 0,		/* use_tracing gone (gh-93516) */
+	.frame_back = 8,
+	.frame_code = 0,		/* f_code first since 3.12 */
+	.frame_ip = 56,			/* prev_instr */
+	.frame_owner = 70,
+	.frame_size = 80,
+	.owner_skip = 3,		/* FRAME_OWNED_BY_CSTACK entry shims */
+	.code_filename = 112,
+	.code_name = 120,
+	.code_qualname = 128,
+	.code_firstlineno = 68,
+	.code_linetable = 136,
+	.code_adaptive = 192,
+	.code_size = 200,
+	.lasti = PY_LASTI_PTR,
+	.linetable = LINETABLE_LOCATIONS,
+	STR_PY312,
+};
+
+/* Used only when _Py_DebugOffsets cannot be read. */
+static const struct py_offsets py313 = {
+	.major = 3, .minor = 13,
+	.runtime_interp_head = 632,
+	.interp_next = 7264,		/* ceval moved to the front of PyInterpreterState */
+	.interp_tstate_head = 7344,
+	.tstate_next = 8,
+	.tstate_thread_id = 152,
+	.tstate_frame = 72,		/* current_frame (_PyCFrame removed) */
+	.cframe_current = NONE,
+	.frame_back = 8,
+	.frame_code = 0,		/* f_executable */
+	.frame_ip = 56,			/* instr_ptr */
+	.frame_owner = 70,
+	.frame_size = 80,
+	.owner_skip = 3,
+	.code_filename = 112,
+	.code_name = 120,
+	.code_qualname = 128,
+	.code_firstlineno = 68,
+	.code_linetable = 136,
+	.code_adaptive = 200,
+	.code_size = 208,
+	.lasti = PY_LASTI_PTR,
+	.linetable = LINETABLE_LOCATIONS,
+	STR_PY312,
+};
+
+static const struct py_offsets *const tables[] = {
+	&py27, &py36, &py37, &py38, &py39, &py310, &py311, &py312, &py313,
+};
+
+const struct py_offsets *pyoffsets_table(uint32_t major, uint32_t minor)
+{
+	for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++)
+		if (tables[i]->major == major && tables[i]->minor == minor)
+			return tables[i];
+	return NULL;
+}
+
+/* Positions of the fields we use inside _Py_DebugOffsets itself. */
+struct debug_layout {
+	uint32_t runtime_interp_head;
+	uint32_t interp_next;
+	uint32_t interp_threads_head;
+	uint32_t ts_next;
+	uint32_t ts_current_frame;
+	uint32_t ts_thread_id;
+	uint32_t fr_size;
+	uint32_t fr_previous;
+	uint32_t fr_executable;
+	uint32_t fr_instr_ptr;
+	uint32_t fr_owner;
+	uint32_t co_size;
+	uint32_t co_filename;
+	uint32_t co_name;
+	uint32_t co_qualname;
+	uint32_t co_linetable;
+	uint32_t co_firstlineno;
+	uint32_t co_adaptive;
+	uint32_t uni_state;
+	uint32_t uni_length;
+	uint32_t uni_ascii_size;
+	uint32_t total;
+};
+
+/* 3.13: Include/internal/pycore_runtime.h, struct _Py_DebugOffsets (gh-107851). */
+static const struct debug_layout layout313 = {
+	.runtime_interp_head = 40, .interp_next = 64, .interp_threads_head = 72,
+	.ts_next = 168, .ts_current_frame = 184, .ts_thread_id = 192,
+	.fr_size = 224, .fr_previous = 232, .fr_executable = 240, .fr_instr_ptr = 248,
+	.fr_owner = 264,
+	.co_size = 272, .co_filename = 280, .co_name = 288, .co_qualname = 296,
+	.co_linetable = 304, .co_firstlineno = 312, .co_adaptive = 344,
+	.uni_state = 544, .uni_length = 552, .uni_ascii_size = 560,
+	.total = 584,
+};
+
+/*
+ * 3.14: pycore_debug_offsets.h gained threads_main, code_object_generation
+ * and tlbc_generation (interpreter_state), stackpointer and tlbc_index
+ * (interpreter_frame), co_tlbc, and set/gen/llist/debugger groups.
+ */
+static const struct debug_layout layout314 = {
+	.runtime_interp_head = 40, .interp_next = 64, .interp_threads_head = 72,
+	.ts_next = 192, .ts_current_frame = 208, .ts_thread_id = 216,
+	.fr_size = 248, .fr_previous = 256, .fr_executable = 264, .fr_instr_ptr = 272,
+	.fr_owner = 288,
+	.co_size = 312, .co_filename = 320, .co_name = 328, .co_qualname = 336,
+	.co_linetable = 344, .co_firstlineno = 352, .co_adaptive = 384,
+	.uni_state = 624, .uni_length = 632, .uni_ascii_size = 640,
+	.total = 760,
+};
+
+static uint64_t get64(const uint8_t *buf, uint32_t pos)
+{
+	uint64_t v;
+
+	memcpy(&v, buf + pos, sizeof(v));
+	return v;
+}
+
+static int fail(char *why, size_t whylen, int err, const char *msg)
+{
+	if (why && whylen)
+		snprintf(why, whylen, "%s", msg);
+	return err;
+}
+
+int pyoffsets_from_debug(const uint8_t *buf, size_t len, struct py_offsets *out, char *why,
+			 size_t whylen)
+{
+	const struct debug_layout *l;
+	uint64_t version, v[32];
+	uint32_t major, minor;
+	const uint32_t *pos;
+	size_t nf;
+
+	if (len < 24 || memcmp(buf, "xdebugpy", 8) != 0)
+		return fail(why, whylen, -EINVAL, "no _Py_DebugOffsets cookie");
+	version = get64(buf, 8);
+	major = (uint32_t)(version >> 24) & 0xff;
+	minor = (uint32_t)(version >> 16) & 0xff;
+	if (major != 3 || minor < 13)
+		return fail(why, whylen, -ENOTSUP, "_Py_DebugOffsets version before 3.13");
+	if (get64(buf, 16) != 0)
+		return fail(why, whylen, -ENOTSUP, "free-threaded build (not supported)");
+	l = minor == 13 ? &layout313 : &layout314;
+	if (len < l->total)
+		return fail(why, whylen, -EINVAL, "_Py_DebugOffsets copy too short");
+
+	/* Every field we use, in struct debug_layout order (total excluded). */
+	pos = &l->runtime_interp_head;
+	nf = offsetof(struct debug_layout, total) / sizeof(uint32_t);
+	for (size_t i = 0; i < nf; i++) {
+		v[i] = get64(buf, pos[i]);
+		/* Offsets into structs that are at most a few hundred KiB. */
+		if (v[i] > (1u << 20))
+			return fail(why, whylen, -EINVAL, "_Py_DebugOffsets value out of range");
+	}
+
+	memset(out, 0, sizeof(*out));
+	out->major = major;
+	out->minor = minor;
+	out->runtime_interp_head = (uint32_t)get64(buf, l->runtime_interp_head);
+	out->interp_next = (uint32_t)get64(buf, l->interp_next);
+	out->interp_tstate_head = (uint32_t)get64(buf, l->interp_threads_head);
+	out->tstate_next = (uint32_t)get64(buf, l->ts_next);
+	out->tstate_thread_id = (uint32_t)get64(buf, l->ts_thread_id);
+	out->tstate_frame = (uint32_t)get64(buf, l->ts_current_frame);
+	out->cframe_current = NONE;
+	out->frame_back = (uint32_t)get64(buf, l->fr_previous);
+	out->frame_code = (uint32_t)get64(buf, l->fr_executable);
+	out->frame_ip = (uint32_t)get64(buf, l->fr_instr_ptr);
+	out->frame_owner = (uint32_t)get64(buf, l->fr_owner);
+	out->frame_size = (uint32_t)get64(buf, l->fr_size);
+	/* Not described by the struct: owners >= 3 are shims in 3.12-3.15
+	 * (CSTACK, INTERPRETER); 3.14 tags f_executable as a _PyStackRef. */
+	out->owner_skip = 3;
+	out->code_tag_mask = minor >= 14 ? 3 : 0;
+	out->code_filename = (uint32_t)get64(buf, l->co_filename);
+	out->code_name = (uint32_t)get64(buf, l->co_name);
+	out->code_qualname = (uint32_t)get64(buf, l->co_qualname);
+	out->code_linetable = (uint32_t)get64(buf, l->co_linetable);
+	out->code_firstlineno = (uint32_t)get64(buf, l->co_firstlineno);
+	out->code_adaptive = (uint32_t)get64(buf, l->co_adaptive);
+	out->code_size = (uint32_t)get64(buf, l->co_size);
+	out->lasti = PY_LASTI_PTR;
+	out->linetable = LINETABLE_LOCATIONS;
+	out->str = PY_STR_UNICODE;
+	out->bytes_size = 16;
+	out->bytes_data = 32;
+	out->unicode_length = (uint32_t)get64(buf, l->uni_length);
+	out->unicode_state = (uint32_t)get64(buf, l->uni_state);
+	out->unicode_ascii_data = (uint32_t)get64(buf, l->uni_ascii_size);
+	out->unicode_compact_data = out->unicode_ascii_data + 16; /* + utf8_length, utf8 */
+
+	/* Sanity: fields lie inside their structs, sizes are plausible. */
+	if (out->frame_size < 48 || out->frame_size > PYSAMP_OBJ_BUF ||
+	    out->frame_back + 8 > out->frame_size || out->frame_code + 8 > out->frame_size ||
+	    out->frame_ip + 8 > out->frame_size || out->frame_owner >= out->frame_size ||
+	    out->code_size < 64 || out->code_size > 1024 ||
+	    out->code_adaptive > out->code_size || out->code_filename + 8 > out->code_size ||
+	    out->code_name + 8 > out->code_size || out->code_qualname + 8 > out->code_size ||
+	    out->code_linetable + 8 > out->code_size || out->code_firstlineno + 4 > out->code_size ||
+	    out->unicode_ascii_data < 32 || out->unicode_ascii_data > 64)
+		return fail(why, whylen, -EINVAL, "_Py_DebugOffsets values fail sanity checks");
+	return 0;
+}
+
+int pyoffsets_to_bpf(const struct py_offsets *o, uint64_t interp_head_addr,
+		     struct pysamp_proc *out)
+{
+	uint32_t code_read = 0;
+	const uint32_t code_fields[] = { o->code_filename, o->code_name, o->code_linetable };
+
+	memset(out, 0, sizeof(*out));
+	for (size_t i = 0; i < sizeof(code_fields) / sizeof(code_fields[0]); i++)
+		if (code_fields[i] + 8 > code_read)
+			code_read = code_fields[i] + 8;
+	if (o->code_firstlineno + 4 > code_read)
+		code_read = o->code_firstlineno + 4;
+	code_read = (code_read + 7) & ~7u;
+	if (code_read > PYSAMP_OBJ_BUF || o->frame_size > PYSAMP_OBJ_BUF ||
+	    o->frame_back + 8 > o->frame_size || o->frame_code + 8 > o->frame_size ||
+	    o->frame_ip + 8 > o->frame_size ||
+	    (o->frame_owner != NONE && o->frame_owner >= o->frame_size))
+		return -EINVAL;
+
+	out->interp_head_addr = interp_head_addr;
+	out->code_tag_mask = o->code_tag_mask;
+	out->flags = (o->cframe_current != NONE ? PYSAMP_PF_CFRAME : 0) |
+		     (o->frame_owner != NONE ? PYSAMP_PF_OWNER : 0);
+	out->interp_next = o->interp_next;
+	out->interp_tstate_head = o->interp_tstate_head;
+	out->tstate_next = o->tstate_next;
+	out->tstate_thread_id = o->tstate_thread_id;
+	out->tstate_frame = o->tstate_frame;
+	out->cframe_current = o->cframe_current != NONE ? o->cframe_current : 0;
+	out->frame_back = o->frame_back;
+	out->frame_code = o->frame_code;
+	out->frame_ip = o->frame_ip;
+	out->frame_owner = o->frame_owner != NONE ? o->frame_owner : 0;
+	out->frame_read_size = o->frame_size;
+	out->owner_skip = o->owner_skip;
+	out->code_filename = o->code_filename;
+	out->code_name = o->code_name;
+	out->code_firstlineno = o->code_firstlineno;
+	out->code_linetable = o->code_linetable;
+	out->code_read_size = code_read;
+	return 0;
+}

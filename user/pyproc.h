@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * pyproc.h - one profiled CPython process: where its interpreter lives, which
+ * version it is, the layout to walk it with, and its symbol caches.
+ *
+ * Detection reads ELF symbols and mapped files only, never the process name:
+ * a renamed interpreter or a program embedding libpython is found the same
+ * way. The version is decided by an ordered list of fallbacks:
+ *   1. _Py_DebugOffsets at _PyRuntime in process memory (3.13+)
+ *   2. Py_Version (3.11+), from process memory or the file
+ *   3. the libpythonX.Y name of the mapped library
+ *   4. which C API symbols the object defines
+ */
+#ifndef PYSAMP_PYPROC_H
+#define PYSAMP_PYPROC_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <linux/types.h>
+
+#include "pysamp_abi.h"
+#include "pyoffsets.h"
+
+struct pyproc {
+	pid_t pid;
+	char comm[32];			/* /proc/PID/comm at attach time */
+	char path[512];			/* object holding the interpreter, as in maps */
+	uint64_t bias;			/* load bias of that object */
+	uint32_t version_hex;		/* PY_VERSION_HEX, or major/minor only (0xMMmm0000) */
+	const char *version_source;	/* which fallback decided the version (static string) */
+	struct py_offsets off;		/* layout in use (copied from a table or debug offsets) */
+	uint64_t interp_head_addr;	/* address of the PyInterpreterState * heading the list */
+	struct pysamp_proc bpf;		/* walk configuration for the py_procs map */
+};
+
+/*
+ * Inspect process pid. On success returns a new object (free with
+ * pyproc__free). On failure returns NULL with errno set (ESRCH: no such
+ * process; ENOEXEC: no CPython interpreter found; ENOTSUP: a CPython this
+ * build cannot walk; EACCES/EPERM: not allowed) and a one-line reason in why.
+ */
+struct pyproc *pyproc__new(pid_t pid, char *why, size_t whylen);
+
+/* Free; accepts NULL. */
+void pyproc__free(struct pyproc *pp);
+
+/* true while the process exists and is not a zombie. */
+bool pyproc__alive(const struct pyproc *pp);
+
+#endif /* PYSAMP_PYPROC_H */

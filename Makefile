@@ -59,13 +59,12 @@ FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(OUTPUT)/fuzz/%,$(FUZZ_SRCS))
 .DELETE_ON_ERROR:
 .SECONDARY:
 
-all: $(OUTPUT)/deps.ok pysamp-bpf
+all: check-deps pysamp-bpf
 
-# Install what is missing, once; `make deps` always checks.
-$(OUTPUT)/deps.ok:
-	$(Q)mkdir -p $(OUTPUT)
-	$(Q)$(MAKE) --no-print-directory deps
-	$(Q)touch $@
+# Every build checks the Debian packages (a fraction of a second) and installs
+# what is missing; `make deps` does the same and says so when nothing is.
+check-deps:
+	@$(MAKE) --no-print-directory -s deps DEPS_QUIET=1
 
 deps:
 	@missing=""; for p in $(DEB_PACKAGES); do \
@@ -76,7 +75,7 @@ deps:
 		if [ "$$(id -u)" != 0 ]; then echo "deps: run as root (sudo make deps) to install$$missing" >&2; exit 1; fi; \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing \
 			|| { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; }; \
-	else echo "deps: all Debian packages present"; fi
+	elif [ -z "$(DEPS_QUIET)" ]; then echo "deps: all Debian packages present"; fi
 
 $(OUTPUT) $(OUTPUT)/fuzz $(SAN_DIR):
 	$(Q)mkdir -p $@
@@ -120,17 +119,19 @@ $(OUTPUT)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRCS) $(USER_HDRS) $(OUTPUT)/py
 	$(Q)$(CLANG) -g -O1 -fsanitize=fuzzer,address,undefined $(USER_CFLAGS) -Wno-unused-command-line-argument \
 		$< $(LIB_SRCS) $(LDLIBS) -o $@
 
-unit: $(OUTPUT)/deps.ok $(UNIT_BINS)
-fuzz: $(OUTPUT)/deps.ok $(FUZZ_BINS)
+unit: check-deps $(UNIT_BINS)
+fuzz: check-deps $(FUZZ_BINS)
 
 run: all
 	./tests/demo.sh
 
+PYTHON ?= /usr/bin/python3
+
 test: all unit fuzz
-	$(Q)python3 tests/run.py
+	$(Q)$(PYTHON) tests/run.py
 
 bench: all
-	python3 bench/overhead.py
+	$(PYTHON) bench/overhead.py
 
 format:
 	clang-format -i bpf/*.c bpf/*.h user/*.c user/*.h include/*.h tests/unit/*.c tests/fuzz/*.c tests/*.h

@@ -56,9 +56,12 @@ struct {
 	__type(value, __u64);
 } stats SEC(".maps");
 
+#define RINGBUF_BYTES (8 << 20)
+#define RINGBUF_WAKE_BYTES (RINGBUF_BYTES / 4)
+
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 8 << 20);
+	__uint(max_entries, RINGBUF_BYTES);
 } samples SEC(".maps");
 
 struct {
@@ -210,12 +213,20 @@ read_fail:
 static __always_inline void emit(struct pysamp_scratch *s)
 {
 	__u32 n = s->hdr.nframes;
-	__u64 size;
+	__u64 size, flags = BPF_RB_NO_WAKEUP;
 
 	if (n > PYSAMP_MAX_FRAMES)
 		n = PYSAMP_MAX_FRAMES;
 	size = sizeof(struct pysamp_sample) + (__u64)n * sizeof(struct pysamp_frame);
-	if (bpf_ringbuf_output(&samples, &s->hdr, size, 0)) {
+	/*
+	 * Waking the consumer costs an irq_work (a self-IPI, a VM exit under
+	 * virtualisation): measured at ~4.5 us per sample on a 6.18 guest,
+	 * more than the whole walk. The agent polls on a timer instead, and
+	 * is woken only when the buffer is a quarter full.
+	 */
+	if (bpf_ringbuf_query(&samples, BPF_RB_AVAIL_DATA) > RINGBUF_WAKE_BYTES)
+		flags = BPF_RB_FORCE_WAKEUP;
+	if (bpf_ringbuf_output(&samples, &s->hdr, size, flags)) {
 		stat_inc(PYSAMP_STAT_RINGBUF_FULL);
 		return;
 	}
@@ -227,6 +238,8 @@ static __always_inline bool proc_config_ok(const struct pysamp_proc *p)
 {
 	return p->frame_read_size && p->frame_read_size <= PYSAMP_OBJ_BUF &&
 	       p->code_read_size && p->code_read_size <= PYSAMP_OBJ_BUF &&
+	       p->code_name >= p->code_read_off && p->code_filename >= p->code_read_off &&
+	       p->code_linetable >= p->code_read_off && p->code_firstlineno >= p->code_read_off &&
 	       p->frame_back <= PYSAMP_OBJ_BUF - 8 && p->frame_code <= PYSAMP_OBJ_BUF - 8 &&
 	       p->frame_ip <= PYSAMP_OBJ_BUF - 8 && p->code_name <= PYSAMP_OBJ_BUF - 8 &&
 	       p->code_filename <= PYSAMP_OBJ_BUF - 8 && p->code_linetable <= PYSAMP_OBJ_BUF - 8 &&
@@ -285,16 +298,28 @@ int walk_python(struct bpf_perf_event_data *ctx)
 		skip = !code || ((proc->flags & PYSAMP_PF_OWNER) &&
 				 obj_u8(s, proc->frame_owner) >= proc->owner_skip);
 		if (!skip) {
-			size = proc->code_read_size;
-			if (size > PYSAMP_OBJ_BUF || size == 0)
-				break;
-			if (bpf_probe_read_user(s->obj, size, (const void *)code))
-				stat_inc(PYSAMP_STAT_CODE_READ_FAIL);
-			else
-				fp = pysamp_code_fp(obj_u64(s, proc->code_name),
-						    obj_u64(s, proc->code_filename),
-						    obj_u64(s, proc->code_linetable),
-						    obj_u32(s, proc->code_firstlineno));
+			struct pysamp_fp_slot *slot =
+				&s->fp_cache[(code >> 4) & (PYSAMP_FP_CACHE - 1)];
+			__u32 base = proc->code_read_off;
+
+			if (slot->tag == s->hdr.ktime_ns && slot->code == code) {
+				fp = slot->fp;
+			} else {
+				size = proc->code_read_size;
+				if (size > PYSAMP_OBJ_BUF || size == 0)
+					break;
+				if (bpf_probe_read_user(s->obj, size, (const void *)(code + base))) {
+					stat_inc(PYSAMP_STAT_CODE_READ_FAIL);
+				} else {
+					fp = pysamp_code_fp(obj_u64(s, proc->code_name - base),
+							    obj_u64(s, proc->code_filename - base),
+							    obj_u64(s, proc->code_linetable - base),
+							    obj_u32(s, proc->code_firstlineno - base));
+					slot->code = code;
+					slot->fp = fp;
+					slot->tag = s->hdr.ktime_ns;
+				}
+			}
 		}
 		n = s->hdr.nframes;
 		if (n >= PYSAMP_MAX_FRAMES)

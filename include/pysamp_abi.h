@@ -13,7 +13,7 @@
 #ifndef PYSAMP_ABI_H
 #define PYSAMP_ABI_H
 
-#define PYSAMP_ABI_VERSION 1
+#define PYSAMP_ABI_VERSION 2
 
 /* Frames walked by one program run; the walk continues by tail call. */
 #define PYSAMP_FRAMES_PER_PROG 64
@@ -29,6 +29,9 @@
 #define PYSAMP_OBJ_BUF 256
 /* Marker for "this field does not exist in this version". */
 #define PYSAMP_OFF_NONE 0xffffffffu
+
+/* Code fingerprints remembered within one sample (a power of two). */
+#define PYSAMP_FP_CACHE 8
 
 /* Tail-call slots in the walk_progs prog array. */
 #define PYSAMP_PROG_WALK 0
@@ -95,7 +98,7 @@ struct pysamp_proc {
 	__u32 code_firstlineno;		/* co_firstlineno (int) */
 	__u32 code_linetable;		/* co_lnotab / co_linetable */
 	__u32 code_read_size;		/* bytes of a code object read at once, <= PYSAMP_OBJ_BUF */
-	__u32 pad0;
+	__u32 code_read_off;		/* ... starting at this offset (code_* offsets are absolute) */
 };
 
 /* One frame of a sample, leaf first. */
@@ -118,6 +121,13 @@ struct pysamp_sample {
 	char comm[16];			/* thread comm */
 };
 
+/* A code object already fingerprinted in the sample tagged `tag`. */
+struct pysamp_fp_slot {
+	__u64 code;
+	__u64 fp;
+	__u64 tag;
+};
+
 /* Per-CPU working space for one sample (too large for the BPF stack). */
 struct pysamp_scratch {
 	struct pysamp_sample hdr;
@@ -128,6 +138,13 @@ struct pysamp_scratch {
 	__u64 scan_interp;		/* thread-state scan: current interpreter */
 	__u64 scan_ts;			/* thread-state scan: next thread state */
 	__u64 obj[PYSAMP_OBJ_BUF / 8];	/* copy of the current frame / code object */
+	/*
+	 * Fingerprints of code objects met earlier in this same walk (recursion
+	 * repeats them). Valid only within one sample: every code object on a
+	 * live frame chain is referenced by its frame and cannot be freed while
+	 * the thread is interrupted, so no reuse can happen inside one walk.
+	 */
+	struct pysamp_fp_slot fp_cache[PYSAMP_FP_CACHE];
 };
 
 _Static_assert(sizeof(struct pysamp_proc) == 96, "pysamp_proc layout");

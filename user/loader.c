@@ -213,9 +213,20 @@ int loader_proc_del(struct loader *ld, pid_t pid)
 
 int loader_poll(struct loader *ld, int timeout_ms)
 {
-	int n = ring_buffer__poll(ld->rb, timeout_ms);
+	int n, m;
 
-	return n == -EINTR ? 0 : n;
+	/*
+	 * The sampler only wakes us when the buffer fills up (see emit() in
+	 * pysamp.bpf.c), so a timeout is the normal way out of the wait: consume
+	 * whatever arrived meanwhile either way.
+	 */
+	n = ring_buffer__poll(ld->rb, timeout_ms);
+	if (n < 0 && n != -EINTR)
+		return n;
+	m = ring_buffer__consume(ld->rb);
+	if (m < 0)
+		return m;
+	return (n > 0 ? n : 0) + m;
 }
 
 int loader_stats(struct loader *ld, uint64_t out[PYSAMP_STAT_MAX])

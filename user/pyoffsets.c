@@ -428,17 +428,20 @@ int pyoffsets_from_debug(const uint8_t *buf, size_t len, struct py_offsets *out,
 int pyoffsets_to_bpf(const struct py_offsets *o, uint64_t interp_head_addr,
 		     struct pysamp_proc *out)
 {
-	uint32_t code_read = 0;
-	const uint32_t code_fields[] = { o->code_filename, o->code_name, o->code_linetable };
+	const uint32_t ptrs[] = { o->code_filename, o->code_name, o->code_linetable };
+	uint32_t lo = o->code_firstlineno, hi = o->code_firstlineno + 4;
 
+	/* BPF copies only the window of the code object that holds the fields. */
 	memset(out, 0, sizeof(*out));
-	for (size_t i = 0; i < sizeof(code_fields) / sizeof(code_fields[0]); i++)
-		if (code_fields[i] + 8 > code_read)
-			code_read = code_fields[i] + 8;
-	if (o->code_firstlineno + 4 > code_read)
-		code_read = o->code_firstlineno + 4;
-	code_read = (code_read + 7) & ~7u;
-	if (code_read > PYSAMP_OBJ_BUF || o->frame_size > PYSAMP_OBJ_BUF ||
+	for (size_t i = 0; i < sizeof(ptrs) / sizeof(ptrs[0]); i++) {
+		if (ptrs[i] < lo)
+			lo = ptrs[i];
+		if (ptrs[i] + 8 > hi)
+			hi = ptrs[i] + 8;
+	}
+	lo &= ~7u;
+	hi = (hi + 7) & ~7u;
+	if (hi - lo > PYSAMP_OBJ_BUF || o->frame_size > PYSAMP_OBJ_BUF ||
 	    o->frame_back + 8 > o->frame_size || o->frame_code + 8 > o->frame_size ||
 	    o->frame_ip + 8 > o->frame_size ||
 	    (o->frame_owner != NONE && o->frame_owner >= o->frame_size))
@@ -464,6 +467,7 @@ int pyoffsets_to_bpf(const struct py_offsets *o, uint64_t interp_head_addr,
 	out->code_name = o->code_name;
 	out->code_firstlineno = o->code_firstlineno;
 	out->code_linetable = o->code_linetable;
-	out->code_read_size = code_read;
+	out->code_read_off = lo;
+	out->code_read_size = hi - lo;
 	return 0;
 }

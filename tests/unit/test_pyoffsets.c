@@ -25,8 +25,13 @@ static void test_tables(void)
 		T_CHECK_EQ_INT(p.interp_head_addr, 0x1000);
 		T_CHECK(p.frame_read_size <= PYSAMP_OBJ_BUF);
 		T_CHECK(p.code_read_size <= PYSAMP_OBJ_BUF);
-		T_CHECK(p.code_read_size >= p.code_linetable + 8);
-		T_CHECK(o->code_size >= p.code_read_size);
+		/* The copied window holds every fingerprint field, inside the object. */
+		T_CHECK(p.code_read_off <= p.code_name && p.code_read_off <= p.code_filename &&
+			p.code_read_off <= p.code_linetable && p.code_read_off <= p.code_firstlineno);
+		T_CHECK(p.code_read_off + p.code_read_size >= p.code_linetable + 8);
+		T_CHECK(p.code_read_off + p.code_read_size >= p.code_name + 8);
+		T_CHECK(p.code_read_off + p.code_read_size >= p.code_filename + 8);
+		T_CHECK(o->code_size >= p.code_read_off + p.code_read_size);
 		/* 3.11 and 3.12 reach the frame through _PyCFrame; others directly. */
 		T_CHECK_EQ_INT(!!(p.flags & PYSAMP_PF_CFRAME),
 			       versions[i][0] == 3 && (versions[i][1] == 11 || versions[i][1] == 12));

@@ -27,7 +27,7 @@
 #define PYSAMP_VERSION "0.1.0"
 #define DEFAULT_HZ 99
 #define MAX_HZ 10000
-#define POLL_MS 100
+#define POLL_MS 20	/* ring buffer poll: the sampler does not wake us per sample */
 #define ALIVE_CHECK_MS 500
 
 static volatile sig_atomic_t exiting;

@@ -317,6 +317,13 @@ static int describe(struct pyproc *pp, const struct elf_file *ef, const struct c
 		pp->interp_head_addr = sym + pp->bias;
 	}
 
+	if (elf_file__symbol(ef, "PyCode_Type", &sym, NULL) == 0)
+		pp->type_code = sym + pp->bias;
+	if (elf_file__symbol(ef, major == 2 ? "PyString_Type" : "PyUnicode_Type", &sym, NULL) == 0)
+		pp->type_str = sym + pp->bias;
+	if (elf_file__symbol(ef, major == 2 ? "PyString_Type" : "PyBytes_Type", &sym, NULL) == 0)
+		pp->type_bytes = sym + pp->bias;
+
 	err = pyoffsets_to_bpf(&pp->off, pp->interp_head_addr, &pp->bpf);
 	if (err) {
 		set_why(why, whylen, "Python %u.%u in '%s': layout does not fit the sampler",
@@ -362,8 +369,9 @@ struct pyproc *pyproc__new(pid_t pid, char *why, size_t whylen)
 		struct elf_file *ef = open_mapped(pid, cands[i].first);
 
 		if (!ef) {
-			log_debug("pid %d: cannot open '%s': %s", (int)pid, cands[i].first->path,
-				  strerror(errno));
+			if (errno != ENOEXEC)
+				log_debug("pid %d: cannot open '%s': %s", (int)pid,
+					  cands[i].first->path, strerror(errno));
 			continue;
 		}
 		if (!defines_interpreter(ef)) {

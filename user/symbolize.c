@@ -223,6 +223,15 @@ static int code_grow(struct symbolizer *sy)
 
 /* ---- reading CPython objects ---- */
 
+static uint64_t field64(const uint8_t *obj, uint32_t off)
+{
+	uint64_t v;
+
+	memcpy(&v, obj + off, sizeof(v));
+	return v;
+}
+
+
 static size_t put_utf8(char *out, size_t room, uint32_t cp)
 {
 	char tmp[4];
@@ -258,8 +267,20 @@ static size_t put_utf8(char *out, size_t room, uint32_t cp)
 	return n;
 }
 
-int symbolize_read_str(pid_t pid, const struct py_offsets *off, uint64_t addr, char *out,
-		       size_t outlen)
+bool symbolize_object_live(uint64_t refcnt, uint64_t type, uint64_t want_type)
+{
+	/*
+	 * A live reference count is non-zero in its low 32 bits; bits 32-47 are
+	 * zero (3.12+ immortal counts stay below 2^32; 3.14 keeps flags in bits
+	 * 48-63). A user-space pointer left by an allocator has bits 32-47 set.
+	 */
+	if ((refcnt & 0xffffffffULL) == 0 || (refcnt & 0x0000ffff00000000ULL) != 0)
+		return false;
+	return !want_type || type == want_type;
+}
+
+int symbolize_read_str(pid_t pid, const struct py_offsets *off, uint64_t addr, uint64_t want_type,
+		       char *out, size_t outlen)
 {
 	uint8_t hdr[96], raw[SYM_FILE_MAX * 4];
 	uint64_t data;
@@ -277,6 +298,8 @@ int symbolize_read_str(pid_t pid, const struct py_offsets *off, uint64_t addr, c
 		err = remote_read(pid, addr, hdr, off->bytes_data);
 		if (err)
 			return err;
+		if (!symbolize_object_live(field64(hdr, 0), field64(hdr, 8), want_type))
+			return -ESTALE;
 		memcpy(&len, hdr + off->bytes_size, sizeof(len));
 		if (len < 0)
 			return -EINVAL;
@@ -297,6 +320,8 @@ int symbolize_read_str(pid_t pid, const struct py_offsets *off, uint64_t addr, c
 	err = remote_read(pid, addr, hdr, off->unicode_compact_data + 8);
 	if (err)
 		return err;
+	if (!symbolize_object_live(field64(hdr, 0), field64(hdr, 8), want_type))
+		return -ESTALE;
 	memcpy(&len, hdr + off->unicode_length, sizeof(len));
 	memcpy(&state, hdr + off->unicode_state, sizeof(state));
 	kind = (state >> 2) & 7;
@@ -336,20 +361,24 @@ int symbolize_read_str(pid_t pid, const struct py_offsets *off, uint64_t addr, c
 	return 0;
 }
 
-static int read_bytes_obj(pid_t pid, const struct py_offsets *off, uint64_t addr, uint8_t **out,
-			  size_t *outlen)
+static int read_bytes_obj(pid_t pid, const struct py_offsets *off, uint64_t addr,
+			  uint64_t want_type, uint8_t **out, size_t *outlen)
 {
+	uint8_t hdr[40];
 	int64_t len;
 	uint8_t *buf;
 	int err;
 
 	*out = NULL;
 	*outlen = 0;
-	if (!addr)
+	if (!addr || off->bytes_data > sizeof(hdr))
 		return -EFAULT;
-	err = remote_read(pid, addr + off->bytes_size, &len, sizeof(len));
+	err = remote_read(pid, addr, hdr, off->bytes_data);
 	if (err)
 		return err;
+	if (!symbolize_object_live(field64(hdr, 0), field64(hdr, 8), want_type))
+		return -ESTALE;
+	memcpy(&len, hdr + off->bytes_size, sizeof(len));
 	if (len < 0 || (uint64_t)len > SYM_LINETABLE_MAX)
 		return -EINVAL;
 	buf = malloc(len ? (size_t)len : 1);
@@ -365,24 +394,24 @@ static int read_bytes_obj(pid_t pid, const struct py_offsets *off, uint64_t addr
 	return 0;
 }
 
-static uint64_t field64(const uint8_t *obj, uint32_t off)
-{
-	uint64_t v;
-
-	memcpy(&v, obj + off, sizeof(v));
-	return v;
-}
-
-/* Read the code object now; NULL when unreadable or no longer the sampled one. */
+/*
+ * Read the code object now; NULL when unreadable, freed, or no longer the
+ * sampled one. The target keeps running while we read, so the object is
+ * checked live before and after its strings and line table are copied: if
+ * it was alive (and unchanged) at both ends, so were the objects it holds
+ * references to.
+ */
 static struct code_info *read_code(struct symbolizer *sy, uint64_t code, uint64_t fp)
 {
-	const struct py_offsets *off = &sy->pp->off;
-	pid_t pid = sy->pp->pid;
-	uint8_t obj[PYSAMP_OBJ_BUF * 4];
+	const struct pyproc *pp = sy->pp;
+	const struct py_offsets *off = &pp->off;
+	pid_t pid = pp->pid;
+	uint8_t obj[PYSAMP_OBJ_BUF * 4], again[PYSAMP_OBJ_BUF * 4];
 	char name[SYM_NAME_MAX], file[SYM_FILE_MAX];
 	struct code_info *ci;
 	uint64_t name_ptr, file_ptr, lt_ptr, live_fp;
 	int32_t first;
+	bool have_name = false;
 
 	if (off->code_size > sizeof(obj) || remote_read(pid, code, obj, off->code_size)) {
 		sy->stats.read_fail++;
@@ -394,22 +423,26 @@ static struct code_info *read_code(struct symbolizer *sy, uint64_t code, uint64_
 	lt_ptr = field64(obj, off->code_linetable);
 	memcpy(&first, obj + off->code_firstlineno, sizeof(first));
 	live_fp = pysamp_code_fp(name_ptr, file_ptr, lt_ptr, (uint32_t)first);
-	if (fp && live_fp != fp) {
+	if ((fp && live_fp != fp) ||
+	    !symbolize_object_live(field64(obj, 0), field64(obj, 8), pp->type_code)) {
 		sy->stats.stale++;
 		return NULL;
 	}
 	if (off->code_qualname != PYSAMP_OFF_NONE) {
 		uint64_t q = field64(obj, off->code_qualname);
 
-		if (q && symbolize_read_str(pid, off, q, name, sizeof(name)) == 0 && name[0])
-			name_ptr = 0; /* qualname read: keep it */
+		have_name = q && symbolize_read_str(pid, off, q, pp->type_str, name,
+						    sizeof(name)) == 0 && name[0];
 	}
-	if (name_ptr && symbolize_read_str(pid, off, name_ptr, name, sizeof(name))) {
-		sy->stats.read_fail++;
+	if (!have_name &&
+	    symbolize_read_str(pid, off, name_ptr, pp->type_str, name, sizeof(name))) {
+		sy->stats.stale++;
 		return NULL;
 	}
-	if (symbolize_read_str(pid, off, file_ptr, file, sizeof(file)))
-		snprintf(file, sizeof(file), "?");
+	if (symbolize_read_str(pid, off, file_ptr, pp->type_str, file, sizeof(file))) {
+		sy->stats.stale++;
+		return NULL;
+	}
 
 	ci = calloc(1, sizeof(*ci));
 	if (!ci)
@@ -419,16 +452,19 @@ static struct code_info *read_code(struct symbolizer *sy, uint64_t code, uint64_
 	ci->firstlineno = first;
 	ci->name = strdup(name[0] ? name : "?");
 	ci->file = strdup(file);
-	if (!ci->name || !ci->file) {
-		code_info_free(ci);
-		return NULL;
-	}
-	/* A missing line table only costs the line number. */
-	if (read_bytes_obj(pid, off, lt_ptr, &ci->linetable, &ci->linetable_len)) {
-		ci->linetable = NULL;
-		ci->linetable_len = 0;
-	}
+	if (!ci->name || !ci->file ||
+	    read_bytes_obj(pid, off, lt_ptr, pp->type_bytes, &ci->linetable, &ci->linetable_len))
+		goto stale;
+	/* Still the same live object after all the reads? */
+	if (remote_read(pid, code, again, off->code_size) ||
+	    memcmp(again + 8, obj + 8, off->code_size - 8) != 0 ||
+	    !symbolize_object_live(field64(again, 0), field64(again, 8), pp->type_code))
+		goto stale;
 	return ci;
+stale:
+	sy->stats.stale++;
+	code_info_free(ci);
+	return NULL;
 }
 
 static int line_of(const struct symbolizer *sy, const struct code_info *ci, uint64_t code,
@@ -437,6 +473,7 @@ static int line_of(const struct symbolizer *sy, const struct code_info *ci, uint
 	const struct py_offsets *off = &sy->pp->off;
 	uint64_t offset;
 	int32_t lasti;
+	int line;
 
 	switch (off->lasti) {
 	case PY_LASTI_BYTES:
@@ -452,13 +489,18 @@ static int line_of(const struct symbolizer *sy, const struct code_info *ci, uint
 			return ci->firstlineno;
 		offset = ip - (code + off->code_adaptive);
 		if (offset > UINT32_MAX)
-			return -1;
+			return ci->firstlineno;
 		break;
 	}
 	if (!ci->linetable)
-		return -1;
-	return linetable_addr2line(off->linetable, ci->linetable, ci->linetable_len,
+		return ci->firstlineno;
+	line = linetable_addr2line(off->linetable, ci->linetable, ci->linetable_len,
 				   ci->firstlineno, (uint32_t)offset);
+	/*
+	 * Instructions without a line (3.10 GEN_START, 3.12+ COPY_FREE_VARS and
+	 * other prologue code) belong to the function's header line.
+	 */
+	return line >= 0 ? line : ci->firstlineno;
 }
 
 static int intern_unknown(struct symbolizer *sy, uint32_t *id)

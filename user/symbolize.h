@@ -51,11 +51,20 @@ void symbolizer__reset_ids(struct symbolizer *sy);
 const struct symbolizer_stats *symbolizer__stats(const struct symbolizer *sy);
 
 /*
+ * true when a PyObject header (ob_refcnt, ob_type) looks like a live object
+ * of type want_type (0: any type). Freed memory fails: allocators overwrite
+ * the first word with a free-list pointer (or NULL), and glibc's tcache the
+ * second with its key.
+ */
+bool symbolize_object_live(uint64_t refcnt, uint64_t type, uint64_t want_type);
+
+/*
  * Decode a CPython string object's text (exposed for tests): PEP 393 kinds
  * 1/2/4 and 2.7 str, as UTF-8 into out (NUL-terminated, truncated to outlen).
- * Reads through pid. Returns 0 or -errno.
+ * With want_type non-zero the object must be a live object of that type.
+ * Reads through pid. Returns 0 or -errno (-ESTALE: not a live string).
  */
-int symbolize_read_str(pid_t pid, const struct py_offsets *off, uint64_t addr, char *out,
-		       size_t outlen) __attribute__((warn_unused_result));
+int symbolize_read_str(pid_t pid, const struct py_offsets *off, uint64_t addr, uint64_t want_type,
+		       char *out, size_t outlen) __attribute__((warn_unused_result));
 
 #endif /* PYSAMP_SYMBOLIZE_H */

@@ -21,6 +21,7 @@ static uint8_t *make_str312(const void *data, size_t nchars, uint32_t kind, bool
 	int64_t len = (int64_t)nchars;
 	uint32_t state = (kind << 2) | 0x20 | (ascii ? 0x40 : 0);
 
+	o[0] = 1; /* ob_refcnt: a live object */
 	memcpy(o + 16, &len, 8);
 	memcpy(o + 32, &state, 4);
 	memcpy(o + hdr, data, nchars * kind);
@@ -44,44 +45,67 @@ static void test_strings(void)
 	uint32_t state = (1u << 2) | 0x40; /* kind 1, ascii, not compact */
 	pid_t self = getpid();
 
-	T_CHECK_EQ_INT(symbolize_read_str(self, o312, (uintptr_t)s1, out, sizeof(out)), 0);
+	T_CHECK_EQ_INT(symbolize_read_str(self, o312, (uintptr_t)s1, 0, out, sizeof(out)), 0);
 	T_CHECK_EQ_STR(out, "hello_world");
-	T_CHECK_EQ_INT(symbolize_read_str(self, o312, (uintptr_t)s2, out, sizeof(out)), 0);
+	T_CHECK_EQ_INT(symbolize_read_str(self, o312, (uintptr_t)s2, 0, out, sizeof(out)), 0);
 	T_CHECK_EQ_STR(out, "na\xc3\xafv\xe2\x82\xac");
-	T_CHECK_EQ_INT(symbolize_read_str(self, o312, (uintptr_t)s4, out, sizeof(out)), 0);
+	T_CHECK_EQ_INT(symbolize_read_str(self, o312, (uintptr_t)s4, 0, out, sizeof(out)), 0);
 	T_CHECK_EQ_STR(out, "f\xf0\x9f\x98\x80.py");
-	T_CHECK_EQ_INT(symbolize_read_str(self, o312, (uintptr_t)sl, out, sizeof(out)), 0);
+	T_CHECK_EQ_INT(symbolize_read_str(self, o312, (uintptr_t)sl, 0, out, sizeof(out)), 0);
 	T_CHECK_EQ_STR(out, "na\xc3\xafve");
 	/* Truncation keeps whole UTF-8 sequences. */
-	T_CHECK_EQ_INT(symbolize_read_str(self, o312, (uintptr_t)s4, out, 4), 0);
+	T_CHECK_EQ_INT(symbolize_read_str(self, o312, (uintptr_t)s4, 0, out, 4), 0);
 	T_CHECK_EQ_STR(out, "f");
 
 	/* Legacy (non-compact) string: data pointer at PyUnicodeObject.data. */
 	memset(legacy, 0, sizeof(legacy));
+	legacy[0] = 1;
 	ptr = (uintptr_t)"abc";
 	memcpy(legacy + 16, &len, 8);
 	memcpy(legacy + 32, &state, 4);
 	memcpy(legacy + 56, &ptr, 8);
-	T_CHECK_EQ_INT(symbolize_read_str(self, o312, (uintptr_t)legacy, out, sizeof(out)), 0);
+	T_CHECK_EQ_INT(symbolize_read_str(self, o312, (uintptr_t)legacy, 0, out, sizeof(out)), 0);
 	T_CHECK_EQ_STR(out, "abc");
 
 	/* Python 2 str: ob_size at 16, ob_sval at 36; non-ASCII becomes '?'. */
 	memset(py2, 0, sizeof(py2));
+	py2[0] = 1;
 	len = 4;
 	memcpy(py2 + 16, &len, 8);
 	memcpy(py2 + 36, "ab\x01z", 4);
-	T_CHECK_EQ_INT(symbolize_read_str(self, o27, (uintptr_t)py2, out, sizeof(out)), 0);
+	T_CHECK_EQ_INT(symbolize_read_str(self, o27, (uintptr_t)py2, 0, out, sizeof(out)), 0);
 	T_CHECK_EQ_STR(out, "ab?z");
 
 	/* Hostile: negative length, bad kind, NULL, unmapped. */
 	len = -5;
 	memcpy(py2 + 16, &len, 8);
-	T_CHECK_EQ_INT(symbolize_read_str(self, o27, (uintptr_t)py2, out, sizeof(out)), -EINVAL);
+	T_CHECK_EQ_INT(symbolize_read_str(self, o27, (uintptr_t)py2, 0, out, sizeof(out)), -EINVAL);
 	state = 3u << 2 | 0x20;
 	memcpy(s1 + 32, &state, 4);
-	T_CHECK_EQ_INT(symbolize_read_str(self, o312, (uintptr_t)s1, out, sizeof(out)), -EINVAL);
-	T_CHECK_EQ_INT(symbolize_read_str(self, o312, 0, out, sizeof(out)), -EFAULT);
-	T_CHECK(symbolize_read_str(self, o312, 8, out, sizeof(out)) < 0);
+	T_CHECK_EQ_INT(symbolize_read_str(self, o312, (uintptr_t)s1, 0, out, sizeof(out)), -EINVAL);
+	T_CHECK_EQ_INT(symbolize_read_str(self, o312, 0, 0, out, sizeof(out)), -EFAULT);
+
+	/* Freed memory and objects of another type are refused. */
+	{
+		uint64_t freelist = (uintptr_t)s2, type = 0x1234, rc = 1;
+
+		memcpy(s4, &freelist, 8); /* allocator's free-list link over ob_refcnt */
+		T_CHECK_EQ_INT(symbolize_read_str(self, o312, (uintptr_t)s4, 0, out, sizeof(out)),
+			       -ESTALE);
+		memcpy(s4, &rc, 8);
+		memcpy(s4 + 8, &type, 8);
+		T_CHECK_EQ_INT(symbolize_read_str(self, o312, (uintptr_t)s4, 0x999, out,
+						  sizeof(out)), -ESTALE);
+		T_CHECK_EQ_INT(symbolize_read_str(self, o312, (uintptr_t)s4, 0x1234, out,
+						  sizeof(out)), 0);
+		T_CHECK(symbolize_object_live(1, 0, 0));
+		T_CHECK(symbolize_object_live(0x3fffffff, 7, 7));	/* 3.12 immortal */
+		T_CHECK(symbolize_object_live((1ULL << 59) | 0xc0000000ULL, 7, 7)); /* 3.14 flags */
+		T_CHECK(!symbolize_object_live(0, 7, 7));		/* NULL free-list end */
+		T_CHECK(!symbolize_object_live(0x55d0c0a01230ULL, 7, 7));	/* heap pointer */
+		T_CHECK(!symbolize_object_live(0x7f12a0001230ULL, 7, 7));
+	}
+	T_CHECK(symbolize_read_str(self, o312, 8, 0, out, sizeof(out)) < 0);
 	free(s1);
 	free(s2);
 	free(s4);
@@ -107,6 +131,8 @@ static void fake_code_init(struct fake_code *c, const char *name, const char *qu
 	c->qual = make_str312(qual, strlen(qual), 1, true);
 	c->file = make_str312("/srv/app.py", 11, 1, true);
 	c->lt = calloc(1, 32 + sizeof(table));
+	c->lt[0] = 1;
+	c->obj[0] = 1;
 	memcpy(c->lt + 16, &n, 8);
 	memcpy(c->lt + 32, table, sizeof(table));
 	p = (uintptr_t)c->file;
@@ -191,6 +217,27 @@ static void test_frames(void)
 	T_CHECK_EQ_INT(symbolizer__frame(sy, &f, &id), 0);
 	T_CHECK_EQ_STR(stacks__label(st, id), "[unknown]");
 	T_CHECK_EQ_INT(symbolizer__stats(sy)->stale, 1);
+
+	/*
+	 * A sampled code object that was freed before we read it: its memory
+	 * still holds the old fields (the fingerprint matches) but the allocator
+	 * overwrote ob_refcnt. Never labelled from that memory.
+	 */
+	{
+		struct fake_code c;
+		uint64_t link = (uintptr_t)&c;
+		uint32_t idc;
+
+		fake_code_init(&c, "gone", "gone", 50);
+		memcpy(c.obj, &link, 8);
+		f.code = (uintptr_t)c.obj;
+		f.ip = f.code + 192;
+		f.code_fp = fake_fp(&c);
+		T_CHECK_EQ_INT(symbolizer__frame(sy, &f, &idc), 0);
+		T_CHECK_EQ_STR(stacks__label(st, idc), "[unknown]");
+		T_CHECK_EQ_INT(symbolizer__stats(sy)->stale, 2);
+		fake_code_release(&c);
+	}
 
 	/* Unreadable code object. */
 	f.code = 16;

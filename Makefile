@@ -96,7 +96,7 @@ $(OUTPUT)/%.bpf.o: $(OUTPUT)/%.tmp.bpf.o
 
 $(OUTPUT)/%.skel.h: $(OUTPUT)/%.bpf.o
 	$(call msg,GEN-SKEL,$@)
-	$(Q)$(BPFTOOL) gen skeleton $< name pysamp_bpf > $@
+	$(Q)$(BPFTOOL) gen skeleton $< name $*_bpf > $@
 
 $(OUTPUT)/%.o: user/%.c $(USER_HDRS) $(OUTPUT)/pysamp.skel.h | $(OUTPUT)
 	$(call msg,CC,$@)
@@ -130,7 +130,13 @@ PYTHON ?= /usr/bin/python3
 test: all unit fuzz
 	$(Q)$(PYTHON) tests/run.py
 
-bench: all
+# BPF-side cost of the ring buffer vs in-kernel stack-id maps (bench/README-emit.txt).
+$(OUTPUT)/emit_cost: bench/emit_cost.c $(OUTPUT)/emitbench.skel.h include/pysamp_abi.h | $(OUTPUT)
+	$(call msg,BINARY,$@)
+	$(Q)$(CC) $(CFLAGS) $(USER_CFLAGS) $< $(LDLIBS) -pthread -o $@
+
+bench: all $(OUTPUT)/emit_cost
+	$(OUTPUT)/emit_cost
 	$(PYTHON) bench/overhead.py
 
 format:

@@ -275,41 +275,51 @@ const struct py_offsets *pyoffsets_table(uint32_t major, uint32_t minor)
 	return NULL;
 }
 
-/* Positions of the fields we use inside _Py_DebugOffsets itself. */
+/* The fields we use from _Py_DebugOffsets. */
+enum dbg_field {
+	DBG_RUNTIME_INTERP_HEAD,
+	DBG_INTERP_NEXT,
+	DBG_INTERP_THREADS_HEAD,
+	DBG_TS_NEXT,
+	DBG_TS_CURRENT_FRAME,
+	DBG_TS_THREAD_ID,
+	DBG_FR_SIZE,
+	DBG_FR_PREVIOUS,
+	DBG_FR_EXECUTABLE,
+	DBG_FR_INSTR_PTR,
+	DBG_FR_OWNER,
+	DBG_CO_SIZE,
+	DBG_CO_FILENAME,
+	DBG_CO_NAME,
+	DBG_CO_QUALNAME,
+	DBG_CO_LINETABLE,
+	DBG_CO_FIRSTLINENO,
+	DBG_CO_ADAPTIVE,
+	DBG_UNI_STATE,
+	DBG_UNI_LENGTH,
+	DBG_UNI_ASCII_SIZE,
+	DBG_NFIELDS,
+};
+
+/* Where each field sits inside _Py_DebugOffsets, and the struct's size. */
 struct debug_layout {
-	uint32_t runtime_interp_head;
-	uint32_t interp_next;
-	uint32_t interp_threads_head;
-	uint32_t ts_next;
-	uint32_t ts_current_frame;
-	uint32_t ts_thread_id;
-	uint32_t fr_size;
-	uint32_t fr_previous;
-	uint32_t fr_executable;
-	uint32_t fr_instr_ptr;
-	uint32_t fr_owner;
-	uint32_t co_size;
-	uint32_t co_filename;
-	uint32_t co_name;
-	uint32_t co_qualname;
-	uint32_t co_linetable;
-	uint32_t co_firstlineno;
-	uint32_t co_adaptive;
-	uint32_t uni_state;
-	uint32_t uni_length;
-	uint32_t uni_ascii_size;
+	uint32_t pos[DBG_NFIELDS];
 	uint32_t total;
 };
 
 /* 3.13: Include/internal/pycore_runtime.h, struct _Py_DebugOffsets (gh-107851). */
 static const struct debug_layout layout313 = {
-	.runtime_interp_head = 40, .interp_next = 64, .interp_threads_head = 72,
-	.ts_next = 168, .ts_current_frame = 184, .ts_thread_id = 192,
-	.fr_size = 224, .fr_previous = 232, .fr_executable = 240, .fr_instr_ptr = 248,
-	.fr_owner = 264,
-	.co_size = 272, .co_filename = 280, .co_name = 288, .co_qualname = 296,
-	.co_linetable = 304, .co_firstlineno = 312, .co_adaptive = 344,
-	.uni_state = 544, .uni_length = 552, .uni_ascii_size = 560,
+	.pos = {
+		[DBG_RUNTIME_INTERP_HEAD] = 40, [DBG_INTERP_NEXT] = 64,
+		[DBG_INTERP_THREADS_HEAD] = 72, [DBG_TS_NEXT] = 168,
+		[DBG_TS_CURRENT_FRAME] = 184, [DBG_TS_THREAD_ID] = 192,
+		[DBG_FR_SIZE] = 224, [DBG_FR_PREVIOUS] = 232, [DBG_FR_EXECUTABLE] = 240,
+		[DBG_FR_INSTR_PTR] = 248, [DBG_FR_OWNER] = 264,
+		[DBG_CO_SIZE] = 272, [DBG_CO_FILENAME] = 280, [DBG_CO_NAME] = 288,
+		[DBG_CO_QUALNAME] = 296, [DBG_CO_LINETABLE] = 304, [DBG_CO_FIRSTLINENO] = 312,
+		[DBG_CO_ADAPTIVE] = 344,
+		[DBG_UNI_STATE] = 544, [DBG_UNI_LENGTH] = 552, [DBG_UNI_ASCII_SIZE] = 560,
+	},
 	.total = 584,
 };
 
@@ -319,13 +329,17 @@ static const struct debug_layout layout313 = {
  * (interpreter_frame), co_tlbc, and set/gen/llist/debugger groups.
  */
 static const struct debug_layout layout314 = {
-	.runtime_interp_head = 40, .interp_next = 64, .interp_threads_head = 72,
-	.ts_next = 192, .ts_current_frame = 208, .ts_thread_id = 216,
-	.fr_size = 248, .fr_previous = 256, .fr_executable = 264, .fr_instr_ptr = 272,
-	.fr_owner = 288,
-	.co_size = 312, .co_filename = 320, .co_name = 328, .co_qualname = 336,
-	.co_linetable = 344, .co_firstlineno = 352, .co_adaptive = 384,
-	.uni_state = 624, .uni_length = 632, .uni_ascii_size = 640,
+	.pos = {
+		[DBG_RUNTIME_INTERP_HEAD] = 40, [DBG_INTERP_NEXT] = 64,
+		[DBG_INTERP_THREADS_HEAD] = 72, [DBG_TS_NEXT] = 192,
+		[DBG_TS_CURRENT_FRAME] = 208, [DBG_TS_THREAD_ID] = 216,
+		[DBG_FR_SIZE] = 248, [DBG_FR_PREVIOUS] = 256, [DBG_FR_EXECUTABLE] = 264,
+		[DBG_FR_INSTR_PTR] = 272, [DBG_FR_OWNER] = 288,
+		[DBG_CO_SIZE] = 312, [DBG_CO_FILENAME] = 320, [DBG_CO_NAME] = 328,
+		[DBG_CO_QUALNAME] = 336, [DBG_CO_LINETABLE] = 344, [DBG_CO_FIRSTLINENO] = 352,
+		[DBG_CO_ADAPTIVE] = 384,
+		[DBG_UNI_STATE] = 624, [DBG_UNI_LENGTH] = 632, [DBG_UNI_ASCII_SIZE] = 640,
+	},
 	.total = 760,
 };
 
@@ -348,10 +362,8 @@ int pyoffsets_from_debug(const uint8_t *buf, size_t len, struct py_offsets *out,
 			 size_t whylen)
 {
 	const struct debug_layout *l;
-	uint64_t version, v[32];
+	uint64_t version, v[DBG_NFIELDS];
 	uint32_t major, minor;
-	const uint32_t *pos;
-	size_t nf;
 
 	if (len < 24 || memcmp(buf, "xdebugpy", 8) != 0)
 		return fail(why, whylen, -EINVAL, "no _Py_DebugOffsets cookie");
@@ -366,11 +378,8 @@ int pyoffsets_from_debug(const uint8_t *buf, size_t len, struct py_offsets *out,
 	if (len < l->total)
 		return fail(why, whylen, -EINVAL, "_Py_DebugOffsets copy too short");
 
-	/* Every field we use, in struct debug_layout order (total excluded). */
-	pos = &l->runtime_interp_head;
-	nf = offsetof(struct debug_layout, total) / sizeof(uint32_t);
-	for (size_t i = 0; i < nf; i++) {
-		v[i] = get64(buf, pos[i]);
+	for (size_t i = 0; i < DBG_NFIELDS; i++) {
+		v[i] = get64(buf, l->pos[i]);
 		/* Offsets into structs that are at most a few hundred KiB. */
 		if (v[i] > (1u << 20))
 			return fail(why, whylen, -EINVAL, "_Py_DebugOffsets value out of range");
@@ -379,37 +388,37 @@ int pyoffsets_from_debug(const uint8_t *buf, size_t len, struct py_offsets *out,
 	memset(out, 0, sizeof(*out));
 	out->major = major;
 	out->minor = minor;
-	out->runtime_interp_head = (uint32_t)get64(buf, l->runtime_interp_head);
-	out->interp_next = (uint32_t)get64(buf, l->interp_next);
-	out->interp_tstate_head = (uint32_t)get64(buf, l->interp_threads_head);
-	out->tstate_next = (uint32_t)get64(buf, l->ts_next);
-	out->tstate_thread_id = (uint32_t)get64(buf, l->ts_thread_id);
-	out->tstate_frame = (uint32_t)get64(buf, l->ts_current_frame);
+	out->runtime_interp_head = (uint32_t)v[DBG_RUNTIME_INTERP_HEAD];
+	out->interp_next = (uint32_t)v[DBG_INTERP_NEXT];
+	out->interp_tstate_head = (uint32_t)v[DBG_INTERP_THREADS_HEAD];
+	out->tstate_next = (uint32_t)v[DBG_TS_NEXT];
+	out->tstate_thread_id = (uint32_t)v[DBG_TS_THREAD_ID];
+	out->tstate_frame = (uint32_t)v[DBG_TS_CURRENT_FRAME];
 	out->cframe_current = NONE;
-	out->frame_back = (uint32_t)get64(buf, l->fr_previous);
-	out->frame_code = (uint32_t)get64(buf, l->fr_executable);
-	out->frame_ip = (uint32_t)get64(buf, l->fr_instr_ptr);
-	out->frame_owner = (uint32_t)get64(buf, l->fr_owner);
-	out->frame_size = (uint32_t)get64(buf, l->fr_size);
+	out->frame_back = (uint32_t)v[DBG_FR_PREVIOUS];
+	out->frame_code = (uint32_t)v[DBG_FR_EXECUTABLE];
+	out->frame_ip = (uint32_t)v[DBG_FR_INSTR_PTR];
+	out->frame_owner = (uint32_t)v[DBG_FR_OWNER];
+	out->frame_size = (uint32_t)v[DBG_FR_SIZE];
 	/* Not described by the struct: owners >= 3 are shims in 3.12-3.15
 	 * (CSTACK, INTERPRETER); 3.14 tags f_executable as a _PyStackRef. */
 	out->owner_skip = 3;
 	out->code_tag_mask = minor >= 14 ? 3 : 0;
-	out->code_filename = (uint32_t)get64(buf, l->co_filename);
-	out->code_name = (uint32_t)get64(buf, l->co_name);
-	out->code_qualname = (uint32_t)get64(buf, l->co_qualname);
-	out->code_linetable = (uint32_t)get64(buf, l->co_linetable);
-	out->code_firstlineno = (uint32_t)get64(buf, l->co_firstlineno);
-	out->code_adaptive = (uint32_t)get64(buf, l->co_adaptive);
-	out->code_size = (uint32_t)get64(buf, l->co_size);
+	out->code_filename = (uint32_t)v[DBG_CO_FILENAME];
+	out->code_name = (uint32_t)v[DBG_CO_NAME];
+	out->code_qualname = (uint32_t)v[DBG_CO_QUALNAME];
+	out->code_linetable = (uint32_t)v[DBG_CO_LINETABLE];
+	out->code_firstlineno = (uint32_t)v[DBG_CO_FIRSTLINENO];
+	out->code_adaptive = (uint32_t)v[DBG_CO_ADAPTIVE];
+	out->code_size = (uint32_t)v[DBG_CO_SIZE];
 	out->lasti = PY_LASTI_PTR;
 	out->linetable = LINETABLE_LOCATIONS;
 	out->str = PY_STR_UNICODE;
 	out->bytes_size = 16;
 	out->bytes_data = 32;
-	out->unicode_length = (uint32_t)get64(buf, l->uni_length);
-	out->unicode_state = (uint32_t)get64(buf, l->uni_state);
-	out->unicode_ascii_data = (uint32_t)get64(buf, l->uni_ascii_size);
+	out->unicode_length = (uint32_t)v[DBG_UNI_LENGTH];
+	out->unicode_state = (uint32_t)v[DBG_UNI_STATE];
+	out->unicode_ascii_data = (uint32_t)v[DBG_UNI_ASCII_SIZE];
 	out->unicode_compact_data = out->unicode_ascii_data + 16; /* + utf8_length, utf8 */
 
 	/* Sanity: fields lie inside their structs, sizes are plausible. */

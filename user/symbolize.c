@@ -25,24 +25,28 @@ struct code_info {
 	int32_t firstlineno;
 };
 
-struct frame_slot {
-	uint64_t code, fp, ip;
-	uint32_t id;
-	uint32_t used;
+/*
+ * One open-addressing table keyed by three u64s, used twice: frames
+ * (code, fp, ip) -> label id, and code objects (code, fp, 0) -> code_info.
+ * Values are u64; the table owns nothing unless given a free callback.
+ */
+struct kslot {
+	uint64_t k[3];
+	uint64_t val;
+	bool used;
 };
 
-struct code_slot {
-	uint64_t code, fp;
-	struct code_info *info;
+struct ktable {
+	struct kslot *v;
+	size_t cap, n;
+	void (*free_val)(uint64_t val);
 };
 
 struct symbolizer {
 	const struct pyproc *pp;
 	struct stacks *st;
-	struct frame_slot *frames;
-	size_t frames_cap, frames_n;
-	struct code_slot *codes;
-	size_t codes_cap, codes_n;
+	struct ktable frames;
+	struct ktable codes;
 	struct symbolizer_stats stats;
 };
 
@@ -58,6 +62,78 @@ static uint64_t mix(uint64_t a, uint64_t b, uint64_t c)
 	return h;
 }
 
+static void ktable_clear(struct ktable *t)
+{
+	if (t->free_val)
+		for (size_t i = 0; i < t->cap; i++)
+			if (t->v[i].used)
+				t->free_val(t->v[i].val);
+	free(t->v);
+	t->v = NULL;
+	t->cap = t->n = 0;
+}
+
+/* The slot holding key, or the empty slot where it would go (cap > 0). */
+static struct kslot *ktable_slot(const struct ktable *t, uint64_t a, uint64_t b, uint64_t c)
+{
+	size_t mask = t->cap - 1;
+
+	for (size_t i = mix(a, b, c) & mask;; i = (i + 1) & mask) {
+		struct kslot *s = &t->v[i];
+
+		if (!s->used || (s->k[0] == a && s->k[1] == b && s->k[2] == c))
+			return s;
+	}
+}
+
+static bool ktable_get(const struct ktable *t, uint64_t a, uint64_t b, uint64_t c, uint64_t *val)
+{
+	const struct kslot *s;
+
+	if (!t->cap)
+		return false;
+	s = ktable_slot(t, a, b, c);
+	if (!s->used)
+		return false;
+	*val = s->val;
+	return true;
+}
+
+/*
+ * Insert a key known to be absent. Past SYM_CACHE_MAX entries the table
+ * starts over (bounded memory). Returns 0 or -ENOMEM (val not taken).
+ */
+static int ktable_put(struct ktable *t, uint64_t a, uint64_t b, uint64_t c, uint64_t val)
+{
+	struct kslot *s;
+
+	if (t->n >= SYM_CACHE_MAX)
+		ktable_clear(t);
+	if ((t->n + 1) * 2 > t->cap) {
+		struct ktable grown = { .cap = t->cap ? t->cap * 2 : 256, .free_val = t->free_val };
+
+		grown.v = calloc(grown.cap, sizeof(*grown.v));
+		if (!grown.v)
+			return -ENOMEM;
+		for (size_t i = 0; i < t->cap; i++) {
+			if (!t->v[i].used)
+				continue;
+			*ktable_slot(&grown, t->v[i].k[0], t->v[i].k[1], t->v[i].k[2]) = t->v[i];
+			grown.n++;
+		}
+		free(t->v);
+		*t = grown;
+	}
+	s = ktable_slot(t, a, b, c);
+	s->k[0] = a;
+	s->k[1] = b;
+	s->k[2] = c;
+	s->val = val;
+	s->used = true;
+	t->n++;
+	return 0;
+}
+
 static void code_info_free(struct code_info *ci)
 {
 	if (!ci)
@@ -68,20 +144,9 @@ static void code_info_free(struct code_info *ci)
 	free(ci);
 }
 
-static void frames_clear(struct symbolizer *sy)
+static void code_info_free_val(uint64_t val)
 {
-	free(sy->frames);
-	sy->frames = NULL;
-	sy->frames_cap = sy->frames_n = 0;
-}
-
-static void codes_clear(struct symbolizer *sy)
-{
-	for (size_t i = 0; i < sy->codes_cap; i++)
-		code_info_free(sy->codes[i].info);
-	free(sy->codes);
-	sy->codes = NULL;
-	sy->codes_cap = sy->codes_n = 0;
+	code_info_free((struct code_info *)(uintptr_t)val);
 }
 
 struct symbolizer *symbolizer__new(const struct pyproc *pp, struct stacks *st)
@@ -92,6 +157,7 @@ struct symbolizer *symbolizer__new(const struct pyproc *pp, struct stacks *st)
 		return NULL;
 	sy->pp = pp;
 	sy->st = st;
+	sy->codes.free_val = code_info_free_val;
 	return sy;
 }
 
@@ -99,126 +165,19 @@ void symbolizer__free(struct symbolizer *sy)
 {
 	if (!sy)
 		return;
-	frames_clear(sy);
-	codes_clear(sy);
+	ktable_clear(&sy->frames);
+	ktable_clear(&sy->codes);
 	free(sy);
 }
 
 void symbolizer__reset_ids(struct symbolizer *sy)
 {
-	frames_clear(sy);
+	ktable_clear(&sy->frames);
 }
 
 const struct symbolizer_stats *symbolizer__stats(const struct symbolizer *sy)
 {
 	return &sy->stats;
-}
-
-/* ---- open-addressing tables ---- */
-
-static struct frame_slot *frame_find(struct symbolizer *sy, uint64_t code, uint64_t fp,
-				     uint64_t ip, bool *found)
-{
-	size_t mask, i;
-
-	*found = false;
-	if (!sy->frames_cap)
-		return NULL;
-	mask = sy->frames_cap - 1;
-	for (i = mix(code, fp, ip) & mask;; i = (i + 1) & mask) {
-		struct frame_slot *s = &sy->frames[i];
-
-		if (!s->used)
-			return s;
-		if (s->code == code && s->fp == fp && s->ip == ip) {
-			*found = true;
-			return s;
-		}
-	}
-}
-
-static int frame_grow(struct symbolizer *sy)
-{
-	size_t ncap = sy->frames_cap ? sy->frames_cap * 2 : 1024;
-	struct frame_slot *old = sy->frames, *nv;
-	size_t ocap = sy->frames_cap;
-
-	if (sy->frames_n >= SYM_CACHE_MAX) {
-		frames_clear(sy); /* bounded memory: start over */
-		ncap = 1024;
-		old = NULL;
-		ocap = 0;
-	}
-	nv = calloc(ncap, sizeof(*nv));
-	if (!nv)
-		return -ENOMEM;
-	sy->frames = nv;
-	sy->frames_cap = ncap;
-	sy->frames_n = 0;
-	for (size_t i = 0; i < ocap; i++) {
-		bool found;
-		struct frame_slot *s;
-
-		if (!old[i].used)
-			continue;
-		s = frame_find(sy, old[i].code, old[i].fp, old[i].ip, &found);
-		*s = old[i];
-		sy->frames_n++;
-	}
-	free(old);
-	return 0;
-}
-
-static struct code_slot *code_find(struct symbolizer *sy, uint64_t code, uint64_t fp, bool *found)
-{
-	size_t mask, i;
-
-	*found = false;
-	if (!sy->codes_cap)
-		return NULL;
-	mask = sy->codes_cap - 1;
-	for (i = mix(code, fp, 0) & mask;; i = (i + 1) & mask) {
-		struct code_slot *s = &sy->codes[i];
-
-		if (!s->info)
-			return s;
-		if (s->code == code && s->fp == fp) {
-			*found = true;
-			return s;
-		}
-	}
-}
-
-static int code_grow(struct symbolizer *sy)
-{
-	size_t ncap = sy->codes_cap ? sy->codes_cap * 2 : 256;
-	struct code_slot *old = sy->codes, *nv;
-	size_t ocap = sy->codes_cap;
-
-	if (sy->codes_n >= SYM_CACHE_MAX) {
-		codes_clear(sy);
-		ncap = 256;
-		old = NULL;
-		ocap = 0;
-	}
-	nv = calloc(ncap, sizeof(*nv));
-	if (!nv)
-		return -ENOMEM;
-	sy->codes = nv;
-	sy->codes_cap = ncap;
-	sy->codes_n = 0;
-	for (size_t i = 0; i < ocap; i++) {
-		bool found;
-		struct code_slot *s;
-
-		if (!old[i].info)
-			continue;
-		s = code_find(sy, old[i].code, old[i].fp, &found);
-		*s = old[i];
-		sy->codes_n++;
-	}
-	free(old);
-	return 0;
 }
 
 /* ---- reading CPython objects ---- */
@@ -508,75 +467,54 @@ static int intern_unknown(struct symbolizer *sy, uint32_t *id)
 	return stacks__intern(sy->st, "[unknown]", 9, id);
 }
 
+static int format_label(struct symbolizer *sy, const struct code_info *ci, uint64_t code,
+			uint64_t ip, uint32_t *id)
+{
+	char label[SYM_NAME_MAX + SYM_FILE_MAX + 32];
+	int n;
+
+	n = snprintf(label, sizeof(label), "%s (%s:%d)", ci->name, ci->file,
+		     line_of(sy, ci, code, ip));
+	if (n < 0)
+		return intern_unknown(sy, id);
+	if ((size_t)n >= sizeof(label))
+		n = sizeof(label) - 1;
+	return stacks__intern(sy->st, label, (size_t)n, id);
+}
+
 int symbolizer__frame(struct symbolizer *sy, const struct pysamp_frame *f, uint32_t *id)
 {
 	struct code_info *ci;
-	struct frame_slot *fs;
-	struct code_slot *cs;
-	char label[SYM_NAME_MAX + SYM_FILE_MAX + 32];
-	bool found;
-	int line, n, err;
+	uint64_t val;
+	int err;
 
 	sy->stats.frames++;
-	fs = frame_find(sy, f->code, f->code_fp, f->ip, &found);
-	if (found) {
+	if (ktable_get(&sy->frames, f->code, f->code_fp, f->ip, &val)) {
 		sy->stats.hits++;
-		*id = fs->id;
+		*id = (uint32_t)val;
 		return 0;
 	}
-
-	cs = code_find(sy, f->code, f->code_fp, &found);
-	if (found) {
-		ci = cs->info;
+	if (ktable_get(&sy->codes, f->code, f->code_fp, 0, &val)) {
+		ci = (struct code_info *)(uintptr_t)val;
 	} else {
 		ci = read_code(sy, f->code, f->code_fp);
 		if (!ci)
 			return intern_unknown(sy, id);
 		if (!f->code_fp) {
-			/* Unverifiable (BPF could not read the object): do not cache. */
-			line = line_of(sy, ci, f->code, f->ip);
-			n = line >= 0 ? snprintf(label, sizeof(label), "%s (%s:%d)", ci->name,
-						 ci->file, line)
-				      : snprintf(label, sizeof(label), "%s (%s)", ci->name, ci->file);
+			/* Unverifiable (BPF could not read the object): never cached. */
+			err = format_label(sy, ci, f->code, f->ip, id);
 			code_info_free(ci);
-			return stacks__intern(sy->st, label, (size_t)n < sizeof(label) ? (size_t)n
-									   : sizeof(label) - 1, id);
+			return err;
 		}
-		if (sy->codes_n + 1 > sy->codes_cap / 2) {
-			err = code_grow(sy);
-			if (err) {
-				code_info_free(ci);
-				return intern_unknown(sy, id);
-			}
+		if (ktable_put(&sy->codes, f->code, f->code_fp, 0, (uintptr_t)ci)) {
+			code_info_free(ci);
+			return intern_unknown(sy, id);
 		}
-		cs = code_find(sy, f->code, f->code_fp, &found);
-		cs->code = f->code;
-		cs->fp = f->code_fp;
-		cs->info = ci;
-		sy->codes_n++;
 	}
-
-	line = line_of(sy, ci, f->code, f->ip);
-	if (line >= 0)
-		n = snprintf(label, sizeof(label), "%s (%s:%d)", ci->name, ci->file, line);
-	else
-		n = snprintf(label, sizeof(label), "%s (%s)", ci->name, ci->file);
-	if (n < 0)
-		return intern_unknown(sy, id);
-	if ((size_t)n >= sizeof(label))
-		n = sizeof(label) - 1;
-	err = stacks__intern(sy->st, label, (size_t)n, id);
+	err = format_label(sy, ci, f->code, f->ip, id);
 	if (err)
 		return err;
-
-	if (sy->frames_n + 1 > sy->frames_cap / 2 && frame_grow(sy))
-		return 0; /* no cache this time */
-	fs = frame_find(sy, f->code, f->code_fp, f->ip, &found);
-	fs->code = f->code;
-	fs->fp = f->code_fp;
-	fs->ip = f->ip;
-	fs->id = *id;
-	fs->used = 1;
-	sy->frames_n++;
+	/* Without room for the cache entry the label is still right. */
+	(void)ktable_put(&sy->frames, f->code, f->code_fp, f->ip, *id);
 	return 0;
 }

@@ -32,7 +32,7 @@
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 /* errno values (no UAPI headers in BPF code). */
-#define E2BIG 7
+#define E2BIG  7
 #define EEXIST 17
 
 /* Stack id: hash of every frame plus the depth, which also names the class. */
@@ -60,9 +60,9 @@ __u64 bench_rb_flags;
 /* hash_only's result, so that the loop is not optimised away. */
 __u64 bench_sink;
 /* Failure counters (bench only). */
-__u64 bench_stack_fail;		/* stacks insert failed (map full, ENOMEM) */
-__u64 bench_count_fail;		/* counts insert failed */
-__u64 bench_count_race;		/* counts insert lost a race (EEXIST) and retried */
+__u64 bench_stack_fail; /* stacks insert failed (map full, ENOMEM) */
+__u64 bench_count_fail; /* counts insert failed */
+__u64 bench_count_race; /* counts insert lost a race (EEXIST) and retried */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

@@ -56,7 +56,7 @@ struct {
 	__type(value, __u64);
 } stats SEC(".maps");
 
-#define RINGBUF_BYTES (8 << 20)
+#define RINGBUF_BYTES	   (8 << 20)
 #define RINGBUF_WAKE_BYTES (RINGBUF_BYTES / 4)
 
 struct {
@@ -236,13 +236,13 @@ static __always_inline void emit(struct pysamp_scratch *s)
 
 static __always_inline bool proc_config_ok(const struct pysamp_proc *p)
 {
-	return p->frame_read_size && p->frame_read_size <= PYSAMP_OBJ_BUF &&
-	       p->code_read_size && p->code_read_size <= PYSAMP_OBJ_BUF &&
-	       p->code_name >= p->code_read_off && p->code_filename >= p->code_read_off &&
-	       p->code_linetable >= p->code_read_off && p->code_firstlineno >= p->code_read_off &&
-	       p->frame_back <= PYSAMP_OBJ_BUF - 8 && p->frame_code <= PYSAMP_OBJ_BUF - 8 &&
-	       p->frame_ip <= PYSAMP_OBJ_BUF - 8 && p->code_name <= PYSAMP_OBJ_BUF - 8 &&
-	       p->code_filename <= PYSAMP_OBJ_BUF - 8 && p->code_linetable <= PYSAMP_OBJ_BUF - 8 &&
+	return p->frame_read_size && p->frame_read_size <= PYSAMP_OBJ_BUF && p->code_read_size &&
+	       p->code_read_size <= PYSAMP_OBJ_BUF && p->code_name >= p->code_read_off &&
+	       p->code_filename >= p->code_read_off && p->code_linetable >= p->code_read_off &&
+	       p->code_firstlineno >= p->code_read_off && p->frame_back <= PYSAMP_OBJ_BUF - 8 &&
+	       p->frame_code <= PYSAMP_OBJ_BUF - 8 && p->frame_ip <= PYSAMP_OBJ_BUF - 8 &&
+	       p->code_name <= PYSAMP_OBJ_BUF - 8 && p->code_filename <= PYSAMP_OBJ_BUF - 8 &&
+	       p->code_linetable <= PYSAMP_OBJ_BUF - 8 &&
 	       p->code_firstlineno <= PYSAMP_OBJ_BUF - 4 &&
 	       (!(p->flags & PYSAMP_PF_OWNER) || p->frame_owner <= PYSAMP_OBJ_BUF - 1);
 }
@@ -308,13 +308,15 @@ int walk_python(struct bpf_perf_event_data *ctx)
 				size = proc->code_read_size;
 				if (size > PYSAMP_OBJ_BUF || size == 0)
 					break;
-				if (bpf_probe_read_user(s->obj, size, (const void *)(code + base))) {
+				if (bpf_probe_read_user(s->obj, size,
+							(const void *)(code + base))) {
 					stat_inc(PYSAMP_STAT_CODE_READ_FAIL);
 				} else {
-					fp = pysamp_code_fp(obj_u64(s, proc->code_name - base),
-							    obj_u64(s, proc->code_filename - base),
-							    obj_u64(s, proc->code_linetable - base),
-							    obj_u32(s, proc->code_firstlineno - base));
+					fp = pysamp_code_fp(
+						obj_u64(s, proc->code_name - base),
+						obj_u64(s, proc->code_filename - base),
+						obj_u64(s, proc->code_linetable - base),
+						obj_u32(s, proc->code_firstlineno - base));
 					slot->code = code;
 					slot->fp = fp;
 					slot->tag = s->hdr.ktime_ns;

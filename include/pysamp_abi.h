@@ -37,38 +37,38 @@
 #define PYSAMP_PROG_WALK 0
 
 /* struct pysamp_proc.flags */
-#define PYSAMP_PF_CFRAME (1u << 0)	/* tstate->frame points to a _PyCFrame (3.11, 3.12) */
-#define PYSAMP_PF_OWNER (1u << 1)	/* frames carry an owner byte; skip owner >= owner_skip */
+#define PYSAMP_PF_CFRAME (1u << 0) /* tstate->frame points to a _PyCFrame (3.11, 3.12) */
+#define PYSAMP_PF_OWNER	 (1u << 1) /* frames carry an owner byte; skip owner >= owner_skip */
 
 /* How a sample's stack walk ended. */
 enum pysamp_stack_status {
-	PYSAMP_STACK_COMPLETE = 0,	/* walked to the root frame */
-	PYSAMP_STACK_TRUNCATED = 1,	/* deeper than PYSAMP_MAX_FRAMES; root end cut */
-	PYSAMP_STACK_ERROR = 2,		/* a read failed mid-walk; frames so far kept */
+	PYSAMP_STACK_COMPLETE = 0,  /* walked to the root frame */
+	PYSAMP_STACK_TRUNCATED = 1, /* deeper than PYSAMP_MAX_FRAMES; root end cut */
+	PYSAMP_STACK_ERROR = 2,	    /* a read failed mid-walk; frames so far kept */
 };
 
 /* Per-CPU counters in the stats map; every early return bumps one. */
 enum pysamp_stat {
-	PYSAMP_STAT_TICKS = 0,		/* program runs (all tasks) */
-	PYSAMP_STAT_IDLE,		/* the interrupted task was the idle task */
-	PYSAMP_STAT_OTHER_PROC,		/* the task is not a target */
-	PYSAMP_STAT_TARGET,		/* runs on a target task */
-	PYSAMP_STAT_NO_SCRATCH,		/* per-CPU scratch lookup failed */
-	PYSAMP_STAT_FSBASE_FAIL,	/* could not read task->thread.fsbase */
-	PYSAMP_STAT_INTERP_READ_FAIL,	/* reading the interpreter list failed */
-	PYSAMP_STAT_TSTATE_READ_FAIL,	/* reading a thread state failed */
-	PYSAMP_STAT_NO_TSTATE,		/* thread has no PyThreadState (not a Python thread) */
-	PYSAMP_STAT_THREAD_SCAN_LIMIT,	/* more than PYSAMP_MAX_THREAD_SCAN thread states */
-	PYSAMP_STAT_TSTATE_CACHE_HIT,	/* tid -> tstate cache hit (informational) */
-	PYSAMP_STAT_NO_FRAME,		/* Python thread with no Python frame (informational) */
-	PYSAMP_STAT_FRAME_READ_FAIL,	/* reading a frame failed: stack cut, status ERROR */
-	PYSAMP_STAT_CODE_READ_FAIL,	/* reading a code object failed: frame kept unverified */
-	PYSAMP_STAT_BAD_CONFIG,		/* an offset from userspace is out of range */
-	PYSAMP_STAT_TAIL_CALL_FAIL,	/* bpf_tail_call returned: stack emitted as ERROR */
-	PYSAMP_STAT_TRUNCATED,		/* stack deeper than PYSAMP_MAX_FRAMES */
-	PYSAMP_STAT_RINGBUF_FULL,	/* bpf_ringbuf_output failed: sample lost */
-	PYSAMP_STAT_EMITTED,		/* samples handed to userspace */
-	PYSAMP_STAT_FRAMES,		/* frames handed to userspace */
+	PYSAMP_STAT_TICKS = 0,	       /* program runs (all tasks) */
+	PYSAMP_STAT_IDLE,	       /* the interrupted task was the idle task */
+	PYSAMP_STAT_OTHER_PROC,	       /* the task is not a target */
+	PYSAMP_STAT_TARGET,	       /* runs on a target task */
+	PYSAMP_STAT_NO_SCRATCH,	       /* per-CPU scratch lookup failed */
+	PYSAMP_STAT_FSBASE_FAIL,       /* could not read task->thread.fsbase */
+	PYSAMP_STAT_INTERP_READ_FAIL,  /* reading the interpreter list failed */
+	PYSAMP_STAT_TSTATE_READ_FAIL,  /* reading a thread state failed */
+	PYSAMP_STAT_NO_TSTATE,	       /* thread has no PyThreadState (not a Python thread) */
+	PYSAMP_STAT_THREAD_SCAN_LIMIT, /* more than PYSAMP_MAX_THREAD_SCAN thread states */
+	PYSAMP_STAT_TSTATE_CACHE_HIT,  /* tid -> tstate cache hit (informational) */
+	PYSAMP_STAT_NO_FRAME,	       /* Python thread with no Python frame (informational) */
+	PYSAMP_STAT_FRAME_READ_FAIL,   /* reading a frame failed: stack cut, status ERROR */
+	PYSAMP_STAT_CODE_READ_FAIL,    /* reading a code object failed: frame kept unverified */
+	PYSAMP_STAT_BAD_CONFIG,	       /* an offset from userspace is out of range */
+	PYSAMP_STAT_TAIL_CALL_FAIL,    /* bpf_tail_call returned: stack emitted as ERROR */
+	PYSAMP_STAT_TRUNCATED,	       /* stack deeper than PYSAMP_MAX_FRAMES */
+	PYSAMP_STAT_RINGBUF_FULL,      /* bpf_ringbuf_output failed: sample lost */
+	PYSAMP_STAT_EMITTED,	       /* samples handed to userspace */
+	PYSAMP_STAT_FRAMES,	       /* frames handed to userspace */
 	PYSAMP_STAT_MAX,
 };
 
@@ -77,48 +77,48 @@ enum pysamp_stat {
  * start of the named CPython struct; PYSAMP_OFF_NONE when absent.
  */
 struct pysamp_proc {
-	__u64 interp_head_addr;		/* address of the PyInterpreterState * that heads the list */
-	__u64 code_tag_mask;		/* bits cleared from the code pointer (3.14 stackrefs) */
-	__u32 flags;			/* PYSAMP_PF_* */
-	__u32 generation;		/* bumped by userspace when the entry is replaced */
-	__u32 interp_next;		/* PyInterpreterState.next */
-	__u32 interp_tstate_head;	/* PyInterpreterState.tstate_head / threads.head */
-	__u32 tstate_next;		/* PyThreadState.next */
-	__u32 tstate_thread_id;		/* PyThreadState.thread_id (pthread_self == fsbase) */
-	__u32 tstate_frame;		/* .frame / .cframe / .current_frame */
-	__u32 cframe_current;		/* _PyCFrame.current_frame (with PYSAMP_PF_CFRAME) */
-	__u32 frame_back;		/* f_back / previous */
-	__u32 frame_code;		/* f_code / f_executable */
-	__u32 frame_ip;			/* f_lasti (int) / prev_instr / instr_ptr (8 bytes read) */
-	__u32 frame_owner;		/* owner byte (with PYSAMP_PF_OWNER) */
-	__u32 frame_read_size;		/* bytes of a frame read at once, <= PYSAMP_OBJ_BUF */
-	__u32 owner_skip;		/* frames with owner >= this are interpreter shims */
-	__u32 code_filename;		/* co_filename */
-	__u32 code_name;		/* co_name */
-	__u32 code_firstlineno;		/* co_firstlineno (int) */
-	__u32 code_linetable;		/* co_lnotab / co_linetable */
-	__u32 code_read_size;		/* bytes of a code object read at once, <= PYSAMP_OBJ_BUF */
-	__u32 code_read_off;		/* ... starting at this offset (code_* offsets are absolute) */
+	__u64 interp_head_addr;	  /* address of the PyInterpreterState * that heads the list */
+	__u64 code_tag_mask;	  /* bits cleared from the code pointer (3.14 stackrefs) */
+	__u32 flags;		  /* PYSAMP_PF_* */
+	__u32 generation;	  /* bumped by userspace when the entry is replaced */
+	__u32 interp_next;	  /* PyInterpreterState.next */
+	__u32 interp_tstate_head; /* PyInterpreterState.tstate_head / threads.head */
+	__u32 tstate_next;	  /* PyThreadState.next */
+	__u32 tstate_thread_id;	  /* PyThreadState.thread_id (pthread_self == fsbase) */
+	__u32 tstate_frame;	  /* .frame / .cframe / .current_frame */
+	__u32 cframe_current;	  /* _PyCFrame.current_frame (with PYSAMP_PF_CFRAME) */
+	__u32 frame_back;	  /* f_back / previous */
+	__u32 frame_code;	  /* f_code / f_executable */
+	__u32 frame_ip;		  /* f_lasti (int) / prev_instr / instr_ptr (8 bytes read) */
+	__u32 frame_owner;	  /* owner byte (with PYSAMP_PF_OWNER) */
+	__u32 frame_read_size;	  /* bytes of a frame read at once, <= PYSAMP_OBJ_BUF */
+	__u32 owner_skip;	  /* frames with owner >= this are interpreter shims */
+	__u32 code_filename;	  /* co_filename */
+	__u32 code_name;	  /* co_name */
+	__u32 code_firstlineno;	  /* co_firstlineno (int) */
+	__u32 code_linetable;	  /* co_lnotab / co_linetable */
+	__u32 code_read_size;	  /* bytes of a code object read at once, <= PYSAMP_OBJ_BUF */
+	__u32 code_read_off;	  /* ... starting at this offset (code_* offsets are absolute) */
 };
 
 /* One frame of a sample, leaf first. */
 struct pysamp_frame {
-	__u64 code;			/* PyCodeObject address */
-	__u64 ip;			/* raw f_lasti (low 32 bits) or instruction pointer */
-	__u64 code_fp;			/* pysamp_code_fp() at sample time, 0 if unread */
+	__u64 code;    /* PyCodeObject address */
+	__u64 ip;      /* raw f_lasti (low 32 bits) or instruction pointer */
+	__u64 code_fp; /* pysamp_code_fp() at sample time, 0 if unread */
 };
 
 /* Header of one ring buffer record; nframes struct pysamp_frame follow. */
 struct pysamp_sample {
-	__u64 ktime_ns;			/* bpf_ktime_get_ns() */
-	__u64 tstate;			/* PyThreadState address */
-	__u32 pid;			/* tgid, init namespace */
-	__u32 tid;			/* thread id, init namespace */
+	__u64 ktime_ns; /* bpf_ktime_get_ns() */
+	__u64 tstate;	/* PyThreadState address */
+	__u32 pid;	/* tgid, init namespace */
+	__u32 tid;	/* thread id, init namespace */
 	__u32 cpu;
 	__u32 nframes;
-	__u32 status;			/* enum pysamp_stack_status */
-	__u32 generation;		/* struct pysamp_proc.generation used */
-	char comm[16];			/* thread comm */
+	__u32 status;	  /* enum pysamp_stack_status */
+	__u32 generation; /* struct pysamp_proc.generation used */
+	char comm[16];	  /* thread comm */
 };
 
 /* A code object already fingerprinted in the sample tagged `tag`. */
@@ -132,12 +132,12 @@ struct pysamp_fp_slot {
 struct pysamp_scratch {
 	struct pysamp_sample hdr;
 	struct pysamp_frame frames[PYSAMP_MAX_FRAMES];
-	__u64 frame;			/* next frame to walk */
-	__u32 runs;			/* walker runs so far */
-	__u32 scan_ninterp;		/* thread-state scan: interpreters visited */
-	__u64 scan_interp;		/* thread-state scan: current interpreter */
-	__u64 scan_ts;			/* thread-state scan: next thread state */
-	__u64 obj[PYSAMP_OBJ_BUF / 8];	/* copy of the current frame / code object */
+	__u64 frame;		       /* next frame to walk */
+	__u32 runs;		       /* walker runs so far */
+	__u32 scan_ninterp;	       /* thread-state scan: interpreters visited */
+	__u64 scan_interp;	       /* thread-state scan: current interpreter */
+	__u64 scan_ts;		       /* thread-state scan: next thread state */
+	__u64 obj[PYSAMP_OBJ_BUF / 8]; /* copy of the current frame / code object */
 	/*
 	 * Fingerprints of code objects met earlier in this same walk (recursion
 	 * repeats them). Valid only within one sample: every code object on a

@@ -42,7 +42,8 @@ int elf_file__read(const struct elf_file *ef, uint64_t vaddr, void *buf, size_t 
 	__attribute__((warn_unused_result));
 
 /* Page-aligned p_vaddr of the PT_LOAD segment mapped from file offset 0. Returns 0 or -ENOENT. */
-int elf_file__base_vaddr(const struct elf_file *ef, uint64_t *vaddr) __attribute__((warn_unused_result));
+int elf_file__base_vaddr(const struct elf_file *ef, uint64_t *vaddr)
+	__attribute__((warn_unused_result));
 
 /* ET_EXEC (fixed addresses) rather than ET_DYN. */
 bool elf_file__is_exec(const struct elf_file *ef);

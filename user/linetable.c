@@ -124,7 +124,7 @@ static uint32_t location_line_delta(const uint8_t *p, const uint8_t *end)
 		return (u & 1) ? 0u - (u >> 1) : u >> 1;
 	case LOC_ONE_LINE0:
 	case LOC_NONE:
-	default:		/* short forms 0-9: same line */
+	default: /* short forms 0-9: same line */
 		return 0;
 	}
 }
@@ -160,11 +160,11 @@ static int locations_addr2line(const uint8_t *tab, size_t len, int firstlineno, 
 	return -1;
 }
 
-int linetable_addr2line(enum linetable_format fmt, const uint8_t *tab, size_t len,
-			int firstlineno, uint32_t offset)
+int linetable_addr2line(enum linetable_format fmt, const uint8_t *tab, size_t len, int firstlineno,
+			uint32_t offset)
 {
 	if (!tab)
-		len = 0;	/* and never form NULL + len */
+		len = 0; /* and never form NULL + len */
 
 	switch (fmt) {
 	case LINETABLE_LNOTAB_U8:

@@ -14,11 +14,11 @@
 #include <stdint.h>
 
 enum linetable_format {
-	LINETABLE_LNOTAB_U8 = 0,	/* 2.7: co_lnotab pairs (addr_incr u8, line_incr u8) */
-	LINETABLE_LNOTAB_S8 = 1,	/* 3.6-3.9: co_lnotab pairs (addr_incr u8, line_incr i8) */
-	LINETABLE_PEP626 = 2,		/* 3.10: co_linetable pairs (start_delta u8,
+	LINETABLE_LNOTAB_U8 = 0, /* 2.7: co_lnotab pairs (addr_incr u8, line_incr u8) */
+	LINETABLE_LNOTAB_S8 = 1, /* 3.6-3.9: co_lnotab pairs (addr_incr u8, line_incr i8) */
+	LINETABLE_PEP626 = 2,	 /* 3.10: co_linetable pairs (start_delta u8,
 					 * line_delta i8, -128 = none) */
-	LINETABLE_LOCATIONS = 3,	/* 3.11+: location table (InternalDocs/locations.md) */
+	LINETABLE_LOCATIONS = 3, /* 3.11+: location table (InternalDocs/locations.md) */
 };
 
 /*
@@ -44,7 +44,7 @@ enum linetable_format {
  * Any negative result means "no usable line" (line 0 is real: 3.11+ gives
  * it to a module's RESUME). An unknown fmt returns -1.
  */
-int linetable_addr2line(enum linetable_format fmt, const uint8_t *tab, size_t len,
-			int firstlineno, uint32_t offset);
+int linetable_addr2line(enum linetable_format fmt, const uint8_t *tab, size_t len, int firstlineno,
+			uint32_t offset);
 
 #endif /* PYSAMP_LINETABLE_H */

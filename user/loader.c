@@ -170,9 +170,10 @@ int loader_attach(struct loader *ld, uint32_t freq)
 			if (errno == ENODEV)
 				continue;
 			err = -errno;
-			log_error("cannot open a cpu-clock perf event on CPU %d at %u Hz: %s%s", cpu,
-				  freq, strerror(-err),
-				  err == -EINVAL ? " (above kernel.perf_event_max_sample_rate?)" : "");
+			log_error("cannot open a cpu-clock perf event on CPU %d at %u Hz: %s%s",
+				  cpu, freq, strerror(-err),
+				  err == -EINVAL ? " (above kernel.perf_event_max_sample_rate?)"
+						 : "");
 			goto out;
 		}
 		ld->pfds[cpu] = fd;
@@ -253,7 +254,7 @@ int loader_stats(struct loader *ld, uint64_t out[PYSAMP_STAT_MAX])
 int loader_run_time(struct loader *ld, uint64_t *ns, uint64_t *cnt)
 {
 	struct bpf_program *progs[] = { ld->skel->progs.on_cpu_sample,
-					 ld->skel->progs.walk_python };
+					ld->skel->progs.walk_python };
 
 	*ns = 0;
 	*cnt = 0;

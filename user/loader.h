@@ -31,10 +31,10 @@ struct loader {
 };
 
 struct loader_opts {
-	uint32_t ringbuf_bytes;		/* power of two >= page size; 0 = built-in 8 MiB */
-	bool debug;			/* enable bpf_printk in the programs */
+	uint32_t ringbuf_bytes; /* power of two >= page size; 0 = built-in 8 MiB */
+	bool debug;		/* enable bpf_printk in the programs */
 	loader_sample_fn on_sample;
-	void *ctx;			/* passed to on_sample */
+	void *ctx; /* passed to on_sample */
 };
 
 /* Zeroed loader that loader_release() accepts. */
@@ -63,13 +63,15 @@ int loader_proc_del(struct loader *ld, pid_t pid);
 int loader_poll(struct loader *ld, int timeout_ms);
 
 /* Per-CPU stats summed into out[PYSAMP_STAT_MAX]. 0 or -errno. */
-int loader_stats(struct loader *ld, uint64_t out[PYSAMP_STAT_MAX]) __attribute__((warn_unused_result));
+int loader_stats(struct loader *ld, uint64_t out[PYSAMP_STAT_MAX])
+	__attribute__((warn_unused_result));
 
 /*
  * Kernel-measured run time of the sampler programs (needs sysctl
  * kernel.bpf_stats_enabled=1 while sampling): total ns and run count.
  */
-int loader_run_time(struct loader *ld, uint64_t *ns, uint64_t *cnt) __attribute__((warn_unused_result));
+int loader_run_time(struct loader *ld, uint64_t *ns, uint64_t *cnt)
+	__attribute__((warn_unused_result));
 
 /* Detach, close and destroy everything; accepts a loader in any state. */
 void loader_release(struct loader *ld);

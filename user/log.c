@@ -30,8 +30,8 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	va_end(ap);
 }
 
-__attribute__((format(printf, 2, 0)))
-int log_libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
+__attribute__((format(printf, 2, 0))) int log_libbpf_print(enum libbpf_print_level level,
+							   const char *fmt, va_list ap)
 {
 	if (level == LIBBPF_DEBUG && cur_level < LOG_DEBUG)
 		return 0;

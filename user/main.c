@@ -25,9 +25,9 @@
 #include "util.h"
 
 #define PYSAMP_VERSION "0.1.0"
-#define DEFAULT_HZ 99
-#define MAX_HZ 10000
-#define POLL_MS 20	/* ring buffer poll: the sampler does not wake us per sample */
+#define DEFAULT_HZ     99
+#define MAX_HZ	       10000
+#define POLL_MS	       20 /* ring buffer poll: the sampler does not wake us per sample */
 #define ALIVE_CHECK_MS 500
 
 static volatile sig_atomic_t exiting;
@@ -44,8 +44,8 @@ struct pysamp_opts {
 	int *pids;
 	size_t npids;
 	uint32_t hz;
-	uint64_t duration_ms;		/* 0 = until stopped */
-	const char *output;		/* NULL = stdout */
+	uint64_t duration_ms; /* 0 = until stopped */
+	const char *output;   /* NULL = stdout */
 	int verbose;
 	bool threads;
 	bool merge;
@@ -57,13 +57,13 @@ struct pysamp_ctx {
 	struct stacks *st;
 	struct target *targets;
 	size_t ntargets;
-	uint32_t *ids;			/* scratch for one stack, root first */
+	uint32_t *ids; /* scratch for one stack, root first */
 	uint32_t truncated_id;
-	uint64_t samples;		/* samples aggregated */
-	uint64_t samples_unknown_pid;	/* samples of processes no longer tracked */
-	uint64_t samples_malformed;	/* records of the wrong size */
-	uint64_t samples_nomem;		/* samples dropped for lack of memory */
-	uint64_t samples_error;		/* stacks cut by a read error (kept) */
+	uint64_t samples;	      /* samples aggregated */
+	uint64_t samples_unknown_pid; /* samples of processes no longer tracked */
+	uint64_t samples_malformed;   /* records of the wrong size */
+	uint64_t samples_nomem;	      /* samples dropped for lack of memory */
+	uint64_t samples_error;	      /* stacks cut by a read error (kept) */
 };
 
 static void on_signal(int sig)
@@ -78,7 +78,8 @@ static void usage(FILE *f)
 		"Usage: pysamp-bpf -p PID[,PID...] [-F HZ] [-d SECONDS] [-o FILE] [-v] [--threads] "
 		"[--merge]\n"
 		"\n"
-		"Sample the on-CPU Python stacks of running CPython processes (2.7, 3.6-3.13+) from\n"
+		"Sample the on-CPU Python stacks of running CPython processes (2.7, 3.6-3.13+) "
+		"from\n"
 		"the kernel with eBPF and print them as folded stacks (flamegraph.pl input).\n"
 		"\n"
 		"  -p, --pid PID[,PID...]   processes to profile (repeatable)\n"
@@ -92,8 +93,10 @@ static void usage(FILE *f)
 		"  -h, --help               this help\n"
 		"      --version            print the version\n"
 		"\n"
-		"Output: one line per unique stack, 'COMM [PID];frame;...;frame COUNT', root first,\n"
-		"frames as 'qualname (file:line)'. Needs root (CAP_BPF, CAP_PERFMON, CAP_SYS_PTRACE).\n",
+		"Output: one line per unique stack, 'COMM [PID];frame;...;frame COUNT', root "
+		"first,\n"
+		"frames as 'qualname (file:line)'. Needs root (CAP_BPF, CAP_PERFMON, "
+		"CAP_SYS_PTRACE).\n",
 		DEFAULT_HZ);
 }
 
@@ -120,15 +123,18 @@ static int parse_args(int argc, char **argv, struct pysamp_opts *o)
 		case 'p':
 			err = parse_pid_list(optarg, &o->pids, &o->npids);
 			if (err) {
-				log_error("invalid PID list '%s': expected PID[,PID...] of positive "
-					  "numbers", optarg);
+				log_error(
+					"invalid PID list '%s': expected PID[,PID...] of positive "
+					"numbers",
+					optarg);
 				return -EINVAL;
 			}
 			break;
 		case 'F':
 			err = parse_u32(optarg, 1, MAX_HZ, &o->hz);
 			if (err) {
-				log_error("invalid frequency '%s': expected 1-%d Hz", optarg, MAX_HZ);
+				log_error("invalid frequency '%s': expected 1-%d Hz", optarg,
+					  MAX_HZ);
 				return -EINVAL;
 			}
 			break;

@@ -9,8 +9,8 @@
 
 #include "procmaps.h"
 
-#define PROCMAPS_MAX_BYTES (64u << 20)	/* a maps file larger than this is refused */
-#define PROCMAPS_MAX_PATH 4096
+#define PROCMAPS_MAX_BYTES (64u << 20) /* a maps file larger than this is refused */
+#define PROCMAPS_MAX_PATH  4096
 
 void procmaps_init(struct procmaps *m)
 {
@@ -101,17 +101,17 @@ static int parse_line(struct procmap *e, const char *s, const char *end)
 	size_t plen;
 
 	memset(e, 0, sizeof(*e));
-	if (take_hex(&s, end, &e->start) || take_char(&s, end, '-') ||
-	    take_hex(&s, end, &e->end) || take_char(&s, end, ' '))
+	if (take_hex(&s, end, &e->start) || take_char(&s, end, '-') || take_hex(&s, end, &e->end) ||
+	    take_char(&s, end, ' '))
 		return -EINVAL;
 	if (end - s < 5 || s[4] != ' ')
 		return -EINVAL;
 	memcpy(e->perms, s, 4);
 	e->perms[4] = '\0';
 	s += 5;
-	if (take_hex(&s, end, &e->offset) || take_char(&s, end, ' ') ||
-	    take_hex(&s, end, &major) || take_char(&s, end, ':') || take_hex(&s, end, &minor) ||
-	    take_char(&s, end, ' ') || take_dec(&s, end, &e->inode))
+	if (take_hex(&s, end, &e->offset) || take_char(&s, end, ' ') || take_hex(&s, end, &major) ||
+	    take_char(&s, end, ':') || take_hex(&s, end, &minor) || take_char(&s, end, ' ') ||
+	    take_dec(&s, end, &e->inode))
 		return -EINVAL;
 	if (e->end < e->start || major > UINT32_MAX || minor > UINT32_MAX)
 		return -EINVAL;

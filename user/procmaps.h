@@ -19,8 +19,8 @@ struct procmap {
 	uint64_t inode;
 	uint32_t dev_major;
 	uint32_t dev_minor;
-	char perms[5];		/* "r-xp" */
-	char *path;		/* owned; "" for anonymous mappings */
+	char perms[5]; /* "r-xp" */
+	char *path;    /* owned; "" for anonymous mappings */
 };
 
 struct procmaps {

@@ -16,34 +16,37 @@
 
 #define NONE PYSAMP_OFF_NONE
 
+/* clang-format off: hand-aligned tables */
+
 /* Common string layouts. */
-#define STR_PY2 .str = PY_STR_BYTES, .bytes_size = 16, .bytes_data = 36 /* PyStringObject */
-#define STR_PY36 /* PEP 393 with wstr (3.6-3.11) */                                               \
-	.str = PY_STR_UNICODE, .bytes_size = 16, .bytes_data = 32, .unicode_length = 16,          \
+#define STR_PY2	 .str = PY_STR_BYTES, .bytes_size = 16, .bytes_data = 36 /* PyStringObject */
+#define STR_PY36 /* PEP 393 with wstr (3.6-3.11) */                                                \
+	.str = PY_STR_UNICODE, .bytes_size = 16, .bytes_data = 32, .unicode_length = 16,           \
 	.unicode_state = 32, .unicode_ascii_data = 48, .unicode_compact_data = 72
-#define STR_PY312 /* 3.12 dropped wstr */                                                         \
-	.str = PY_STR_UNICODE, .bytes_size = 16, .bytes_data = 32, .unicode_length = 16,          \
+#define STR_PY312 /* 3.12 dropped wstr */                                                          \
+	.str = PY_STR_UNICODE, .bytes_size = 16, .bytes_data = 32, .unicode_length = 16,           \
 	.unicode_state = 32, .unicode_ascii_data = 40, .unicode_compact_data = 56
 
 static const struct py_offsets py27 = {
-	.major = 2, .minor = 7,
-	.runtime_interp_head = NONE,	/* static interp_head */
-	.interp_next = 0,		/* PyInterpreterState.next */
-	.interp_tstate_head = 8,	/* PyInterpreterState.tstate_head */
-	.tstate_next = 0,		/* PyThreadState.next */
-	.tstate_thread_id = 144,	/* PyThreadState.thread_id */
-	.tstate_frame = 16,		/* PyThreadState.frame */
+	.major = 2,
+	.minor = 7,
+	.runtime_interp_head = NONE, /* static interp_head */
+	.interp_next = 0,	     /* PyInterpreterState.next */
+	.interp_tstate_head = 8,     /* PyInterpreterState.tstate_head */
+	.tstate_next = 0,	     /* PyThreadState.next */
+	.tstate_thread_id = 144,     /* PyThreadState.thread_id */
+	.tstate_frame = 16,	     /* PyThreadState.frame */
 	.cframe_current = NONE,
-	.frame_back = 24,		/* PyFrameObject.f_back */
-	.frame_code = 32,		/* PyFrameObject.f_code */
-	.frame_ip = 120,		/* PyFrameObject.f_lasti */
+	.frame_back = 24, /* PyFrameObject.f_back */
+	.frame_code = 32, /* PyFrameObject.f_code */
+	.frame_ip = 120,  /* PyFrameObject.f_lasti */
 	.frame_owner = NONE,
 	.frame_size = 128,
-	.code_filename = 80,		/* PyCodeObject.co_filename */
-	.code_name = 88,		/* PyCodeObject.co_name */
+	.code_filename = 80, /* PyCodeObject.co_filename */
+	.code_name = 88,     /* PyCodeObject.co_name */
 	.code_qualname = NONE,
-	.code_firstlineno = 96,		/* PyCodeObject.co_firstlineno */
-	.code_linetable = 104,		/* PyCodeObject.co_lnotab */
+	.code_firstlineno = 96, /* PyCodeObject.co_firstlineno */
+	.code_linetable = 104,	/* PyCodeObject.co_lnotab */
 	.code_adaptive = NONE,
 	.code_size = 112,
 	.lasti = PY_LASTI_BYTES,
@@ -52,8 +55,9 @@ static const struct py_offsets py27 = {
 };
 
 static const struct py_offsets py36 = {
-	.major = 3, .minor = 6,
-	.runtime_interp_head = NONE,	/* static interp_head */
+	.major = 3,
+	.minor = 6,
+	.runtime_interp_head = NONE, /* static interp_head */
 	.interp_next = 0,
 	.interp_tstate_head = 8,
 	.tstate_next = 8,
@@ -62,14 +66,14 @@ static const struct py_offsets py36 = {
 	.cframe_current = NONE,
 	.frame_back = 24,
 	.frame_code = 32,
-	.frame_ip = 120,		/* f_lasti */
+	.frame_ip = 120, /* f_lasti */
 	.frame_owner = NONE,
 	.frame_size = 128,
 	.code_filename = 96,
 	.code_name = 104,
 	.code_qualname = NONE,
 	.code_firstlineno = 36,
-	.code_linetable = 112,		/* co_lnotab */
+	.code_linetable = 112, /* co_lnotab */
 	.code_adaptive = NONE,
 	.code_size = 120,
 	.lasti = PY_LASTI_BYTES,
@@ -78,8 +82,9 @@ static const struct py_offsets py36 = {
 };
 
 static const struct py_offsets py37 = {
-	.major = 3, .minor = 7,
-	.runtime_interp_head = 24,	/* _PyRuntimeState.interpreters.head */
+	.major = 3,
+	.minor = 7,
+	.runtime_interp_head = 24, /* _PyRuntimeState.interpreters.head */
 	.interp_next = 0,
 	.interp_tstate_head = 8,
 	.tstate_next = 8,
@@ -88,7 +93,7 @@ static const struct py_offsets py37 = {
 	.cframe_current = NONE,
 	.frame_back = 24,
 	.frame_code = 32,
-	.frame_ip = 104,		/* f_lasti */
+	.frame_ip = 104, /* f_lasti */
 	.frame_owner = NONE,
 	.frame_size = 112,
 	.code_filename = 96,
@@ -104,7 +109,8 @@ static const struct py_offsets py37 = {
 };
 
 static const struct py_offsets py38 = {
-	.major = 3, .minor = 8,
+	.major = 3,
+	.minor = 8,
 	.runtime_interp_head = 32,
 	.interp_next = 0,
 	.interp_tstate_head = 8,
@@ -117,7 +123,7 @@ static const struct py_offsets py38 = {
 	.frame_ip = 104,
 	.frame_owner = NONE,
 	.frame_size = 112,
-	.code_filename = 104,		/* co_posonlyargcount (3.8) moved the tail by 8 */
+	.code_filename = 104, /* co_posonlyargcount (3.8) moved the tail by 8 */
 	.code_name = 112,
 	.code_qualname = NONE,
 	.code_firstlineno = 40,
@@ -130,7 +136,8 @@ static const struct py_offsets py38 = {
 };
 
 static const struct py_offsets py39 = {
-	.major = 3, .minor = 9,
+	.major = 3,
+	.minor = 9,
 	.runtime_interp_head = 32,
 	.interp_next = 0,
 	.interp_tstate_head = 8,
@@ -156,7 +163,8 @@ static const struct py_offsets py39 = {
 };
 
 static const struct py_offsets py310 = {
-	.major = 3, .minor = 10,
+	.major = 3,
+	.minor = 10,
 	.runtime_interp_head = 32,
 	.interp_next = 0,
 	.interp_tstate_head = 8,
@@ -166,14 +174,14 @@ static const struct py_offsets py310 = {
 	.cframe_current = NONE,
 	.frame_back = 24,
 	.frame_code = 32,
-	.frame_ip = 96,			/* f_lasti, in code units since 3.10 (bpo-27129) */
+	.frame_ip = 96, /* f_lasti, in code units since 3.10 (bpo-27129) */
 	.frame_owner = NONE,
 	.frame_size = 104,
 	.code_filename = 104,
 	.code_name = 112,
 	.code_qualname = NONE,
 	.code_firstlineno = 40,
-	.code_linetable = 120,		/* co_linetable (PEP 626) */
+	.code_linetable = 120, /* co_linetable (PEP 626) */
 	.code_adaptive = NONE,
 	.code_size = 128,
 	.lasti = PY_LASTI_UNITS,
@@ -182,26 +190,27 @@ static const struct py_offsets py310 = {
 };
 
 static const struct py_offsets py311 = {
-	.major = 3, .minor = 11,
+	.major = 3,
+	.minor = 11,
 	.runtime_interp_head = 40,
 	.interp_next = 0,
-	.interp_tstate_head = 16,	/* PyInterpreterState.threads.head */
+	.interp_tstate_head = 16, /* PyInterpreterState.threads.head */
 	.tstate_next = 8,
 	.tstate_thread_id = 152,
-	.tstate_frame = 56,		/* PyThreadState.cframe */
-	.cframe_current = 8,		/* _PyCFrame.current_frame */
-	.frame_back = 48,		/* _PyInterpreterFrame.previous */
-	.frame_code = 32,		/* _PyInterpreterFrame.f_code */
-	.frame_ip = 56,			/* _PyInterpreterFrame.prev_instr */
-	.frame_owner = 69,		/* _PyInterpreterFrame.owner */
+	.tstate_frame = 56,  /* PyThreadState.cframe */
+	.cframe_current = 8, /* _PyCFrame.current_frame */
+	.frame_back = 48,    /* _PyInterpreterFrame.previous */
+	.frame_code = 32,    /* _PyInterpreterFrame.f_code */
+	.frame_ip = 56,	     /* _PyInterpreterFrame.prev_instr */
+	.frame_owner = 69,   /* _PyInterpreterFrame.owner */
 	.frame_size = 80,
-	.owner_skip = 3,		/* 3.11 has owners 0-2 only: nothing is skipped */
+	.owner_skip = 3, /* 3.11 has owners 0-2 only: nothing is skipped */
 	.code_filename = 112,
 	.code_name = 120,
 	.code_qualname = 128,
 	.code_firstlineno = 72,
 	.code_linetable = 136,
-	.code_adaptive = 184,		/* co_code_adaptive */
+	.code_adaptive = 184, /* co_code_adaptive */
 	.code_size = 192,
 	.lasti = PY_LASTI_PTR,
 	.linetable = LINETABLE_LOCATIONS,
@@ -209,20 +218,21 @@ static const struct py_offsets py311 = {
 };
 
 static const struct py_offsets py312 = {
-	.major = 3, .minor = 12,
+	.major = 3,
+	.minor = 12,
 	.runtime_interp_head = 40,
 	.interp_next = 0,
 	.interp_tstate_head = 72,
 	.tstate_next = 8,
 	.tstate_thread_id = 136,
-	.tstate_frame = 56,		/* cframe */
-	.cframe_current = 0,		/* use_tracing gone (gh-93516) */
+	.tstate_frame = 56,  /* cframe */
+	.cframe_current = 0, /* use_tracing gone (gh-93516) */
 	.frame_back = 8,
-	.frame_code = 0,		/* f_code first since 3.12 */
-	.frame_ip = 56,			/* prev_instr */
+	.frame_code = 0, /* f_code first since 3.12 */
+	.frame_ip = 56,	 /* prev_instr */
 	.frame_owner = 70,
 	.frame_size = 80,
-	.owner_skip = 3,		/* FRAME_OWNED_BY_CSTACK entry shims */
+	.owner_skip = 3, /* FRAME_OWNED_BY_CSTACK entry shims */
 	.code_filename = 112,
 	.code_name = 120,
 	.code_qualname = 128,
@@ -237,17 +247,18 @@ static const struct py_offsets py312 = {
 
 /* Used only when _Py_DebugOffsets cannot be read. */
 static const struct py_offsets py313 = {
-	.major = 3, .minor = 13,
+	.major = 3,
+	.minor = 13,
 	.runtime_interp_head = 632,
-	.interp_next = 7264,		/* ceval moved to the front of PyInterpreterState */
+	.interp_next = 7264, /* ceval moved to the front of PyInterpreterState */
 	.interp_tstate_head = 7344,
 	.tstate_next = 8,
 	.tstate_thread_id = 152,
-	.tstate_frame = 72,		/* current_frame (_PyCFrame removed) */
+	.tstate_frame = 72, /* current_frame (_PyCFrame removed) */
 	.cframe_current = NONE,
 	.frame_back = 8,
-	.frame_code = 0,		/* f_executable */
-	.frame_ip = 56,			/* instr_ptr */
+	.frame_code = 0, /* f_executable */
+	.frame_ip = 56,	 /* instr_ptr */
 	.frame_owner = 70,
 	.frame_size = 80,
 	.owner_skip = 3,
@@ -267,6 +278,8 @@ static const struct py_offsets *const tables[] = {
 	&py27, &py36, &py37, &py38, &py39, &py310, &py311, &py312, &py313,
 };
 
+/* clang-format on */
+
 const struct py_offsets *pyoffsets_table(uint32_t major, uint32_t minor)
 {
 	for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++)
@@ -275,6 +288,7 @@ const struct py_offsets *pyoffsets_table(uint32_t major, uint32_t minor)
 	return NULL;
 }
 
+/* clang-format off */
 /* The fields we use from _Py_DebugOffsets. */
 enum dbg_field {
 	DBG_RUNTIME_INTERP_HEAD,
@@ -342,6 +356,8 @@ static const struct debug_layout layout314 = {
 	},
 	.total = 760,
 };
+
+/* clang-format on */
 
 static uint64_t get64(const uint8_t *buf, uint32_t pos)
 {
@@ -425,17 +441,16 @@ int pyoffsets_from_debug(const uint8_t *buf, size_t len, struct py_offsets *out,
 	if (out->frame_size < 48 || out->frame_size > PYSAMP_OBJ_BUF ||
 	    out->frame_back + 8 > out->frame_size || out->frame_code + 8 > out->frame_size ||
 	    out->frame_ip + 8 > out->frame_size || out->frame_owner >= out->frame_size ||
-	    out->code_size < 64 || out->code_size > 1024 ||
-	    out->code_adaptive > out->code_size || out->code_filename + 8 > out->code_size ||
-	    out->code_name + 8 > out->code_size || out->code_qualname + 8 > out->code_size ||
-	    out->code_linetable + 8 > out->code_size || out->code_firstlineno + 4 > out->code_size ||
-	    out->unicode_ascii_data < 32 || out->unicode_ascii_data > 64)
+	    out->code_size < 64 || out->code_size > 1024 || out->code_adaptive > out->code_size ||
+	    out->code_filename + 8 > out->code_size || out->code_name + 8 > out->code_size ||
+	    out->code_qualname + 8 > out->code_size || out->code_linetable + 8 > out->code_size ||
+	    out->code_firstlineno + 4 > out->code_size || out->unicode_ascii_data < 32 ||
+	    out->unicode_ascii_data > 64)
 		return fail(why, whylen, -EINVAL, "_Py_DebugOffsets values fail sanity checks");
 	return 0;
 }
 
-int pyoffsets_to_bpf(const struct py_offsets *o, uint64_t interp_head_addr,
-		     struct pysamp_proc *out)
+int pyoffsets_to_bpf(const struct py_offsets *o, uint64_t interp_head_addr, struct pysamp_proc *out)
 {
 	const uint32_t ptrs[] = { o->code_filename, o->code_name, o->code_linetable };
 	uint32_t lo = o->code_firstlineno, hi = o->code_firstlineno + 4;

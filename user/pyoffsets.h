@@ -20,15 +20,15 @@
 
 /* How a frame records the instruction being executed. */
 enum py_lasti_kind {
-	PY_LASTI_BYTES = 0,	/* f_lasti: byte offset into co_code (<= 3.9), -1 before start */
-	PY_LASTI_UNITS = 1,	/* f_lasti: 2-byte code units (3.10) */
-	PY_LASTI_PTR = 2,	/* instruction pointer into co_code_adaptive (3.11+) */
+	PY_LASTI_BYTES = 0, /* f_lasti: byte offset into co_code (<= 3.9), -1 before start */
+	PY_LASTI_UNITS = 1, /* f_lasti: 2-byte code units (3.10) */
+	PY_LASTI_PTR = 2,   /* instruction pointer into co_code_adaptive (3.11+) */
 };
 
 /* How strings (co_name, co_filename) are stored. */
 enum py_str_kind {
-	PY_STR_BYTES = 0,	/* 2.7 PyStringObject: ob_size, char ob_sval[] */
-	PY_STR_UNICODE = 1,	/* PEP 393 PyUnicodeObject */
+	PY_STR_BYTES = 0,   /* 2.7 PyStringObject: ob_size, char ob_sval[] */
+	PY_STR_UNICODE = 1, /* PEP 393 PyUnicodeObject */
 };
 
 struct py_offsets {
@@ -40,30 +40,30 @@ struct py_offsets {
 	uint32_t tstate_next;
 	uint32_t tstate_thread_id;
 	uint32_t tstate_frame;
-	uint32_t cframe_current;	/* PYSAMP_OFF_NONE when tstate_frame is the frame itself */
+	uint32_t cframe_current; /* PYSAMP_OFF_NONE when tstate_frame is the frame itself */
 	uint32_t frame_back;
 	uint32_t frame_code;
 	uint32_t frame_ip;
-	uint32_t frame_owner;		/* PYSAMP_OFF_NONE before 3.11 */
-	uint32_t frame_size;		/* bytes read per frame */
-	uint32_t owner_skip;		/* owner values >= this are shims */
-	uint64_t code_tag_mask;		/* 3.14 _PyStackRef tag bits */
+	uint32_t frame_owner;	/* PYSAMP_OFF_NONE before 3.11 */
+	uint32_t frame_size;	/* bytes read per frame */
+	uint32_t owner_skip;	/* owner values >= this are shims */
+	uint64_t code_tag_mask; /* 3.14 _PyStackRef tag bits */
 	uint32_t code_filename;
 	uint32_t code_name;
-	uint32_t code_qualname;		/* PYSAMP_OFF_NONE before 3.11 */
+	uint32_t code_qualname; /* PYSAMP_OFF_NONE before 3.11 */
 	uint32_t code_firstlineno;
 	uint32_t code_linetable;
-	uint32_t code_adaptive;		/* co_code_adaptive, PY_LASTI_PTR only */
-	uint32_t code_size;		/* bytes of PyCodeObject read by userspace */
+	uint32_t code_adaptive; /* co_code_adaptive, PY_LASTI_PTR only */
+	uint32_t code_size;	/* bytes of PyCodeObject read by userspace */
 	enum py_lasti_kind lasti;
 	enum linetable_format linetable;
 	enum py_str_kind str;
-	uint32_t bytes_size;		/* ob_size of bytes/str */
-	uint32_t bytes_data;		/* ob_sval */
+	uint32_t bytes_size; /* ob_size of bytes/str */
+	uint32_t bytes_data; /* ob_sval */
 	uint32_t unicode_length;
 	uint32_t unicode_state;
-	uint32_t unicode_ascii_data;	/* sizeof(PyASCIIObject) */
-	uint32_t unicode_compact_data;	/* sizeof(PyCompactUnicodeObject) */
+	uint32_t unicode_ascii_data;   /* sizeof(PyASCIIObject) */
+	uint32_t unicode_compact_data; /* sizeof(PyCompactUnicodeObject) */
 };
 
 /* Built-in table for major.minor, or NULL when there is none. Borrowed, static. */
@@ -88,7 +88,7 @@ int pyoffsets_from_debug(const uint8_t *buf, size_t len, struct py_offsets *out,
  * runtime address of the interpreter list head. Returns 0 or -EINVAL when an
  * offset does not fit the BPF copy buffers.
  */
-int pyoffsets_to_bpf(const struct py_offsets *o, uint64_t interp_head_addr,
-		     struct pysamp_proc *out) __attribute__((warn_unused_result));
+int pyoffsets_to_bpf(const struct py_offsets *o, uint64_t interp_head_addr, struct pysamp_proc *out)
+	__attribute__((warn_unused_result));
 
 #endif /* PYSAMP_PYOFFSETS_H */

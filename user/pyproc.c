@@ -18,8 +18,8 @@
 #define PYPROC_MAX_CANDIDATES 256
 
 struct candidate {
-	const struct procmap *first;	/* lowest mapping of the file */
-	const struct procmap *zero;	/* mapping of file offset 0, if any */
+	const struct procmap *first; /* lowest mapping of the file */
+	const struct procmap *zero;  /* mapping of file offset 0, if any */
 	bool libpython;
 };
 
@@ -181,12 +181,12 @@ static bool version_from_symbols(const struct elf_file *ef, uint32_t *major, uin
 		const char *sym;
 		uint32_t major, minor;
 	} probes[] = {
-		{ "Py_IsNone", 3, 10 },			/* new function in 3.10 */
-		{ "PyFrame_GetCode", 3, 9 },		/* new in 3.9 */
-		{ "PyConfig_InitPythonConfig", 3, 8 },	/* PEP 587, 3.8 */
-		{ "_PyRuntime", 3, 7 },			/* runtime state struct, 3.7 */
-		{ "PyOS_FSPath", 3, 6 },		/* PEP 519, 3.6 */
-		{ "PyString_FromString", 2, 7 },	/* Python 2 str API */
+		{ "Py_IsNone", 3, 10 },		       /* new function in 3.10 */
+		{ "PyFrame_GetCode", 3, 9 },	       /* new in 3.9 */
+		{ "PyConfig_InitPythonConfig", 3, 8 }, /* PEP 587, 3.8 */
+		{ "_PyRuntime", 3, 7 },		       /* runtime state struct, 3.7 */
+		{ "PyOS_FSPath", 3, 6 },	       /* PEP 519, 3.6 */
+		{ "PyString_FromString", 2, 7 },       /* Python 2 str API */
 	};
 
 	for (size_t i = 0; i < sizeof(probes) / sizeof(probes[0]); i++) {
@@ -280,7 +280,8 @@ static int describe(struct pyproc *pp, const struct elf_file *ef, const struct c
 	if (!major && version_from_symbols(ef, &major, &minor))
 		pp->version_source = "exported symbols";
 	if (!major) {
-		set_why(why, whylen, "'%s' holds a Python interpreter of unknown version", pp->path);
+		set_why(why, whylen, "'%s' holds a Python interpreter of unknown version",
+			pp->path);
 		return -ENOTSUP;
 	}
 	pp->version_hex = vhex ? vhex : (major << 24 | minor << 16);
@@ -326,8 +327,8 @@ static int describe(struct pyproc *pp, const struct elf_file *ef, const struct c
 
 	err = pyoffsets_to_bpf(&pp->off, pp->interp_head_addr, &pp->bpf);
 	if (err) {
-		set_why(why, whylen, "Python %u.%u in '%s': layout does not fit the sampler",
-			major, minor, pp->path);
+		set_why(why, whylen, "Python %u.%u in '%s': layout does not fit the sampler", major,
+			minor, pp->path);
 		return -ENOTSUP;
 	}
 	return 0;
@@ -363,8 +364,10 @@ struct pyproc *pyproc__new(pid_t pid, char *why, size_t whylen)
 	}
 	ncand = collect_candidates(&maps, cands, PYPROC_MAX_CANDIDATES);
 	err = -ENOEXEC;
-	set_why(why, whylen, "no CPython interpreter found in its %zu mapped files "
-		"(no object defines PyCode_Type and Py_Initialize)", ncand);
+	set_why(why, whylen,
+		"no CPython interpreter found in its %zu mapped files "
+		"(no object defines PyCode_Type and Py_Initialize)",
+		ncand);
 	for (size_t i = 0; i < ncand; i++) {
 		struct elf_file *ef = open_mapped(pid, cands[i].first);
 
@@ -384,8 +387,8 @@ struct pyproc *pyproc__new(pid_t pid, char *why, size_t whylen)
 	}
 	if (err)
 		goto fail;
-	log_info("pid %d (%s): Python %u.%u (version from %s) in '%s', bias 0x%llx",
-		 (int)pid, pp->comm, (pp->version_hex >> 24) & 0xff, (pp->version_hex >> 16) & 0xff,
+	log_info("pid %d (%s): Python %u.%u (version from %s) in '%s', bias 0x%llx", (int)pid,
+		 pp->comm, (pp->version_hex >> 24) & 0xff, (pp->version_hex >> 16) & 0xff,
 		 pp->version_source, pp->path, (unsigned long long)pp->bias);
 	free(cands);
 	procmaps_release(&maps);

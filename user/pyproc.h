@@ -24,18 +24,18 @@
 
 struct pyproc {
 	pid_t pid;
-	char comm[32];			/* /proc/PID/comm at attach time */
-	char path[512];			/* object holding the interpreter, as in maps */
-	uint64_t bias;			/* load bias of that object */
-	uint32_t version_hex;		/* PY_VERSION_HEX, or major/minor only (0xMMmm0000) */
-	const char *version_source;	/* which fallback decided the version (static string) */
+	char comm[32];		    /* /proc/PID/comm at attach time */
+	char path[512];		    /* object holding the interpreter, as in maps */
+	uint64_t bias;		    /* load bias of that object */
+	uint32_t version_hex;	    /* PY_VERSION_HEX, or major/minor only (0xMMmm0000) */
+	const char *version_source; /* which fallback decided the version (static string) */
 	/* Type object addresses, to tell live objects from freed memory (0 = unknown). */
-	uint64_t type_code;		/* PyCode_Type */
-	uint64_t type_str;		/* PyUnicode_Type (3.x) / PyString_Type (2.7) */
-	uint64_t type_bytes;		/* PyBytes_Type (3.x) / PyString_Type (2.7) */
-	struct py_offsets off;		/* layout in use (copied from a table or debug offsets) */
-	uint64_t interp_head_addr;	/* address of the PyInterpreterState * heading the list */
-	struct pysamp_proc bpf;		/* walk configuration for the py_procs map */
+	uint64_t type_code;	   /* PyCode_Type */
+	uint64_t type_str;	   /* PyUnicode_Type (3.x) / PyString_Type (2.7) */
+	uint64_t type_bytes;	   /* PyBytes_Type (3.x) / PyString_Type (2.7) */
+	struct py_offsets off;	   /* layout in use (copied from a table or debug offsets) */
+	uint64_t interp_head_addr; /* address of the PyInterpreterState * heading the list */
+	struct pysamp_proc bpf;	   /* walk configuration for the py_procs map */
 };
 
 /*

@@ -17,7 +17,8 @@
  * -EFAULT for a partial or unmapped read, -ESRCH when the process is gone,
  * -EPERM without ptrace rights.
  */
-int remote_read(pid_t pid, uint64_t addr, void *buf, size_t len) __attribute__((warn_unused_result));
+int remote_read(pid_t pid, uint64_t addr, void *buf, size_t len)
+	__attribute__((warn_unused_result));
 
 /* Read one little-endian u64 / u32 at addr; as remote_read. */
 int remote_read_u64(pid_t pid, uint64_t addr, uint64_t *out) __attribute__((warn_unused_result));

@@ -16,8 +16,8 @@
 
 #include "stacks.h"
 
-#define TABLE_MIN_CAP 64
-#define ARRAY_MIN_CAP 64
+#define TABLE_MIN_CAP	  64
+#define ARRAY_MIN_CAP	  64
 #define ARENA_CHUNK_BYTES (64 * 1024)
 /* Labels bigger than this get their own chunk, so the current chunk keeps its free space. */
 #define ARENA_BIG_LABEL (ARENA_CHUNK_BYTES / 4)

@@ -9,16 +9,16 @@
 #include "remote.h"
 #include "symbolize.h"
 
-#define SYM_NAME_MAX 512	/* bytes of UTF-8 kept for a name */
-#define SYM_FILE_MAX 1024	/* bytes of UTF-8 kept for a file name */
+#define SYM_NAME_MAX	  512  /* bytes of UTF-8 kept for a name */
+#define SYM_FILE_MAX	  1024 /* bytes of UTF-8 kept for a file name */
 #define SYM_LINETABLE_MAX (1u << 20)
-#define SYM_CACHE_MAX (1u << 20)	/* entries per table before it is dropped */
+#define SYM_CACHE_MAX	  (1u << 20) /* entries per table before it is dropped */
 
 /* What is known about one code object (address + fingerprint). */
 struct code_info {
 	uint64_t code;
 	uint64_t fp;
-	char *name;		/* qualname or name */
+	char *name; /* qualname or name */
 	char *file;
 	uint8_t *linetable;
 	size_t linetable_len;
@@ -190,7 +190,6 @@ static uint64_t field64(const uint8_t *obj, uint32_t off)
 	return v;
 }
 
-
 static size_t put_utf8(char *out, size_t room, uint32_t cp)
 {
 	char tmp[4];
@@ -287,7 +286,8 @@ int symbolize_read_str(pid_t pid, const struct py_offsets *off, uint64_t addr, u
 	if (len < 0 || (kind != 1 && kind != 2 && kind != 4))
 		return -EINVAL;
 	if (state & 0x20) { /* compact */
-		data = addr + ((state & 0x40) ? off->unicode_ascii_data : off->unicode_compact_data);
+		data = addr +
+		       ((state & 0x40) ? off->unicode_ascii_data : off->unicode_compact_data);
 	} else { /* legacy: PyUnicodeObject.data.any */
 		memcpy(&data, hdr + off->unicode_compact_data, sizeof(data));
 	}
@@ -390,8 +390,10 @@ static struct code_info *read_code(struct symbolizer *sy, uint64_t code, uint64_
 	if (off->code_qualname != PYSAMP_OFF_NONE) {
 		uint64_t q = field64(obj, off->code_qualname);
 
-		have_name = q && symbolize_read_str(pid, off, q, pp->type_str, name,
-						    sizeof(name)) == 0 && name[0];
+		have_name =
+			q &&
+			symbolize_read_str(pid, off, q, pp->type_str, name, sizeof(name)) == 0 &&
+			name[0];
 	}
 	if (!have_name &&
 	    symbolize_read_str(pid, off, name_ptr, pp->type_str, name, sizeof(name))) {

@@ -23,11 +23,11 @@
 struct symbolizer;
 
 struct symbolizer_stats {
-	uint64_t frames;	/* frames symbolized */
-	uint64_t hits;		/* answered from the frame cache */
-	uint64_t code_reads;	/* code objects read from the target */
-	uint64_t stale;		/* code object changed since the sample: [unknown] */
-	uint64_t read_fail;	/* target memory unreadable (exited?): [unknown] */
+	uint64_t frames;     /* frames symbolized */
+	uint64_t hits;	     /* answered from the frame cache */
+	uint64_t code_reads; /* code objects read from the target */
+	uint64_t stale;	     /* code object changed since the sample: [unknown] */
+	uint64_t read_fail;  /* target memory unreadable (exited?): [unknown] */
 };
 
 /*

@@ -48,8 +48,7 @@ void strbuf_release(struct strbuf *sb);
  * Returns 0, -E2BIG when the result would exceed sb->max (or cannot be sized), or -ENOMEM.
  * On failure sb is unchanged.
  */
-int strbuf_add(struct strbuf *sb, const void *data, size_t len)
-	__attribute__((warn_unused_result));
+int strbuf_add(struct strbuf *sb, const void *data, size_t len) __attribute__((warn_unused_result));
 
 /*
  * Append printf-formatted text. Returns 0, -E2BIG past the cap, -ENOMEM, or -EOVERFLOW/-EINVAL

@@ -22,11 +22,20 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 const volatile __u32 cfg_debug = 0;
 
+/*
+ * tstates[tid]: the thread's PyThreadState, or 0 when a full scan found
+ * none at miss_ns (a thread that is not a Python thread, e.g. a native
+ * worker; it is scanned again after NOT_PYTHON_TTL_NS, since a C thread can
+ * become a Python thread through PyGILState_Ensure).
+ */
 struct tstate_slot {
 	__u64 tstate;
+	__u64 miss_ns;
 	__u32 pid;
 	__u32 generation;
 };
+
+#define NOT_PYTHON_TTL_NS (1000ULL * 1000 * 1000)
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -66,7 +75,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, PYSAMP_NPROGS);
 	__type(key, __u32);
 	__type(value, __u32);
 } walk_progs SEC(".maps");
@@ -127,58 +136,82 @@ static __always_inline __u8 obj_u8(const struct pysamp_scratch *s, __u32 off)
 }
 
 /*
- * The interrupted thread's PyThreadState: a cached answer if it still
- * matches, else a bounded scan of every interpreter's thread list. 0 when the
- * thread has no thread state or a read failed (counted).
+ * The thread state cached for tid if it still belongs to thread pointer tp
+ * (> 0), 0 when a scan is needed, -1 when tid is known not to be a Python
+ * thread (counted).
+ */
+static __always_inline __s64 cached_tstate(const struct pysamp_proc *proc, __u32 pid, __u32 tid,
+					   __u64 tp)
+{
+	struct tstate_slot *slot = bpf_map_lookup_elem(&tstates, &tid);
+	int err = 0;
+
+	if (!slot || slot->pid != pid || slot->generation != proc->generation)
+		return 0;
+	if (!slot->tstate) {
+		if (bpf_ktime_get_ns() - slot->miss_ns >= NOT_PYTHON_TTL_NS)
+			return 0;
+		stat_inc(PYSAMP_STAT_NOT_PYTHON_CACHED);
+		return -1;
+	}
+	if (read_u64(slot->tstate + proc->tstate_thread_id, &err) != tp || err)
+		return 0;
+	stat_inc(PYSAMP_STAT_TSTATE_CACHE_HIT);
+	return (__s64)slot->tstate;
+}
+
+/* Position the thread-state scan at the first interpreter's first thread. */
+static __always_inline int scan_init(struct pysamp_scratch *s, const struct pysamp_proc *proc,
+				     __u64 tp)
+{
+	int err = 0;
+
+	s->scan_interp = read_u64(proc->interp_head_addr, &err);
+	if (err) {
+		stat_inc(PYSAMP_STAT_INTERP_READ_FAIL);
+		return -1;
+	}
+	if (!s->scan_interp) {
+		stat_inc(PYSAMP_STAT_NO_TSTATE); /* interpreter not initialised (yet) */
+		return -1;
+	}
+	s->scan_ts = read_u64(s->scan_interp + proc->interp_tstate_head, &err);
+	if (err) {
+		stat_inc(PYSAMP_STAT_INTERP_READ_FAIL);
+		return -1;
+	}
+	s->scan_ninterp = 1;
+	s->scan_tp = tp;
+	s->scan_runs = 0;
+	return 0;
+}
+
+/*
+ * Advance the scan by up to PYSAMP_MAX_THREAD_SCAN thread states, following
+ * interp->next into subinterpreters. Returns the thread state whose
+ * thread_id is s->scan_tp, 0 when not found yet (s->scan_ts != 0: more to
+ * scan) or at all, -1 on a read error (counted).
  *
  * Verifier workaround: the scan position lives in the scratch map, not in
  * registers, so that the verifier sees one state per iteration instead of
  * one per combination of earlier branch outcomes.
  */
-static __always_inline __u64 find_tstate(struct pysamp_scratch *s, const struct pysamp_proc *proc,
-					 __u32 pid, __u32 tid, __u64 tp)
+static __always_inline __s64 scan_step(struct pysamp_scratch *s, const struct pysamp_proc *proc)
 {
-	struct tstate_slot *slot, fresh = {};
-	__u64 v = 0, found = 0;
-	int err = 0;
-
-	slot = bpf_map_lookup_elem(&tstates, &tid);
-	if (slot && slot->pid == pid && slot->generation == proc->generation && slot->tstate) {
-		if (read_u64(slot->tstate + proc->tstate_thread_id, &err) == tp && !err) {
-			stat_inc(PYSAMP_STAT_TSTATE_CACHE_HIT);
-			return slot->tstate;
-		}
-		err = 0;
-	}
-
-	s->scan_interp = read_u64(proc->interp_head_addr, &err);
-	if (err) {
-		stat_inc(PYSAMP_STAT_INTERP_READ_FAIL);
-		return 0;
-	}
-	if (!s->scan_interp) {
-		stat_inc(PYSAMP_STAT_NO_TSTATE);
-		return 0;
-	}
-	s->scan_ts = read_u64(s->scan_interp + proc->interp_tstate_head, &err);
-	if (err) {
-		stat_inc(PYSAMP_STAT_INTERP_READ_FAIL);
-		return 0;
-	}
-	s->scan_ninterp = 1;
+	__u64 v = 0;
 
 	for (int i = 0; i < PYSAMP_MAX_THREAD_SCAN; i++) {
 		__u64 ts = s->scan_ts;
 
 		if (!ts) {
 			if (s->scan_ninterp >= PYSAMP_MAX_INTERPS)
-				break;
+				return 0;
 			s->scan_ninterp++;
 			if (bpf_probe_read_user(&v, sizeof(v),
 						(const void *)(s->scan_interp + proc->interp_next)))
 				goto read_fail;
 			if (!v)
-				break;
+				return 0;
 			s->scan_interp = v;
 			if (bpf_probe_read_user(&v, sizeof(v),
 						(const void *)(v + proc->interp_tstate_head)))
@@ -188,26 +221,16 @@ static __always_inline __u64 find_tstate(struct pysamp_scratch *s, const struct 
 		}
 		if (bpf_probe_read_user(&v, sizeof(v), (const void *)(ts + proc->tstate_thread_id)))
 			goto read_fail;
-		if (v == tp) {
-			found = ts;
-			break;
-		}
+		if (v == s->scan_tp)
+			return (__s64)ts;
 		if (bpf_probe_read_user(&v, sizeof(v), (const void *)(ts + proc->tstate_next)))
 			goto read_fail;
 		s->scan_ts = v;
 	}
-	if (!found) {
-		stat_inc(s->scan_ts ? PYSAMP_STAT_THREAD_SCAN_LIMIT : PYSAMP_STAT_NO_TSTATE);
-		return 0;
-	}
-	fresh.tstate = found;
-	fresh.pid = pid;
-	fresh.generation = proc->generation;
-	bpf_map_update_elem(&tstates, &tid, &fresh, BPF_ANY);
-	return found;
+	return 0;
 read_fail:
 	stat_inc(PYSAMP_STAT_TSTATE_READ_FAIL);
-	return 0;
+	return -1;
 }
 
 static __always_inline void emit(struct pysamp_scratch *s)
@@ -350,6 +373,93 @@ int walk_python(struct bpf_perf_event_data *ctx)
 	return 0;
 }
 
+/*
+ * Fill in the sample header for thread state ts and hand over to the walker.
+ * Returns only when there is nothing to walk or the tail call failed.
+ */
+static __always_inline int start_walk(void *ctx, struct pysamp_scratch *s,
+				      const struct pysamp_proc *proc, __u32 pid, __u32 tid, __u64 ts)
+{
+	__u64 frame;
+	int err = 0;
+
+	frame = read_u64(ts + proc->tstate_frame, &err);
+	if (!err && frame && (proc->flags & PYSAMP_PF_CFRAME))
+		frame = read_u64(frame + proc->cframe_current, &err);
+	if (err) {
+		stat_inc(PYSAMP_STAT_TSTATE_READ_FAIL);
+		return 0;
+	}
+	if (!frame) {
+		stat_inc(PYSAMP_STAT_NO_FRAME);
+		return 0;
+	}
+
+	s->hdr.ktime_ns = bpf_ktime_get_ns();
+	s->hdr.tstate = ts;
+	s->hdr.pid = pid;
+	s->hdr.tid = tid;
+	s->hdr.cpu = bpf_get_smp_processor_id();
+	s->hdr.nframes = 0;
+	s->hdr.status = PYSAMP_STACK_COMPLETE;
+	s->hdr.generation = proc->generation;
+	bpf_get_current_comm(s->hdr.comm, sizeof(s->hdr.comm));
+	s->frame = frame;
+	s->runs = 0;
+	dbg("pysamp: pid %u tid %u tstate %llx", pid, tid, ts);
+
+	bpf_tail_call(ctx, &walk_progs, PYSAMP_PROG_WALK);
+	stat_inc(PYSAMP_STAT_TAIL_CALL_FAIL);
+	return 0;
+}
+
+/*
+ * Continues on_cpu_sample when the thread's state is not cached: scans the
+ * thread list PYSAMP_MAX_THREAD_SCAN entries per run, for up to
+ * PYSAMP_MAX_SCAN_RUNS runs, then starts the walk.
+ */
+SEC("perf_event")
+int scan_threads(struct bpf_perf_event_data *ctx)
+{
+	const struct pysamp_proc *proc;
+	struct pysamp_scratch *s;
+	struct tstate_slot fresh = {};
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 pid = id >> 32, tid = (__u32)id, zero = 0;
+	__s64 ts;
+
+	s = bpf_map_lookup_elem(&scratch, &zero);
+	if (!s) {
+		stat_inc(PYSAMP_STAT_NO_SCRATCH);
+		return 0;
+	}
+	proc = bpf_map_lookup_elem(&py_procs, &pid);
+	if (!proc) {
+		stat_inc(PYSAMP_STAT_OTHER_PROC);
+		return 0;
+	}
+	ts = scan_step(s, proc);
+	if (ts < 0)
+		return 0;
+	fresh.pid = pid;
+	fresh.generation = proc->generation;
+	if (ts > 0) {
+		fresh.tstate = (__u64)ts;
+		bpf_map_update_elem(&tstates, &tid, &fresh, BPF_ANY);
+		return start_walk(ctx, s, proc, pid, tid, (__u64)ts);
+	}
+	if (s->scan_ts && ++s->scan_runs < PYSAMP_MAX_SCAN_RUNS) {
+		bpf_tail_call(ctx, &walk_progs, PYSAMP_PROG_SCAN);
+		stat_inc(PYSAMP_STAT_TAIL_CALL_FAIL);
+		return 0;
+	}
+	/* Not a Python thread (or beyond the scan limit): do not rescan for a while. */
+	fresh.miss_ns = bpf_ktime_get_ns();
+	bpf_map_update_elem(&tstates, &tid, &fresh, BPF_ANY);
+	stat_inc(s->scan_ts ? PYSAMP_STAT_THREAD_SCAN_LIMIT : PYSAMP_STAT_NO_TSTATE);
+	return 0;
+}
+
 SEC("perf_event")
 int on_cpu_sample(struct bpf_perf_event_data *ctx)
 {
@@ -358,8 +468,8 @@ int on_cpu_sample(struct bpf_perf_event_data *ctx)
 	struct task_struct *task;
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 pid = id >> 32, tid = (__u32)id, zero = 0;
-	__u64 tp, ts, frame;
-	int err = 0;
+	__u64 tp;
+	__s64 ts;
 
 	stat_inc(PYSAMP_STAT_TICKS);
 	if (tid == 0) {
@@ -388,36 +498,14 @@ int on_cpu_sample(struct bpf_perf_event_data *ctx)
 		stat_inc(PYSAMP_STAT_FSBASE_FAIL);
 		return 0;
 	}
-	ts = find_tstate(s, proc, pid, tid, tp);
-	if (!ts)
+	ts = cached_tstate(proc, pid, tid, tp);
+	if (ts < 0)
 		return 0;
-
-	frame = read_u64(ts + proc->tstate_frame, &err);
-	if (!err && frame && (proc->flags & PYSAMP_PF_CFRAME))
-		frame = read_u64(frame + proc->cframe_current, &err);
-	if (err) {
-		stat_inc(PYSAMP_STAT_TSTATE_READ_FAIL);
+	if (ts > 0)
+		return start_walk(ctx, s, proc, pid, tid, (__u64)ts);
+	if (scan_init(s, proc, tp))
 		return 0;
-	}
-	if (!frame) {
-		stat_inc(PYSAMP_STAT_NO_FRAME);
-		return 0;
-	}
-
-	s->hdr.ktime_ns = bpf_ktime_get_ns();
-	s->hdr.tstate = ts;
-	s->hdr.pid = pid;
-	s->hdr.tid = tid;
-	s->hdr.cpu = bpf_get_smp_processor_id();
-	s->hdr.nframes = 0;
-	s->hdr.status = PYSAMP_STACK_COMPLETE;
-	s->hdr.generation = proc->generation;
-	bpf_get_current_comm(s->hdr.comm, sizeof(s->hdr.comm));
-	s->frame = frame;
-	s->runs = 0;
-	dbg("pysamp: pid %u tid %u tstate %llx", pid, tid, ts);
-
-	bpf_tail_call(ctx, &walk_progs, PYSAMP_PROG_WALK);
+	bpf_tail_call(ctx, &walk_progs, PYSAMP_PROG_SCAN);
 	stat_inc(PYSAMP_STAT_TAIL_CALL_FAIL);
 	return 0;
 }

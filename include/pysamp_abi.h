@@ -13,7 +13,13 @@
 #ifndef PYSAMP_ABI_H
 #define PYSAMP_ABI_H
 
-#define PYSAMP_ABI_VERSION 2
+#define PYSAMP_ABI_VERSION 3
+
+/*
+ * Tail-call budget (the kernel allows 33 per chain): on_cpu_sample -> up to
+ * PYSAMP_MAX_SCAN_RUNS scan_threads runs -> up to PYSAMP_MAX_TAIL_CALLS
+ * walk_python runs, so 16 + 16 = 32 calls at most.
+ */
 
 /* Frames walked by one program run; the walk continues by tail call. */
 #define PYSAMP_FRAMES_PER_PROG 64
@@ -21,8 +27,9 @@
 #define PYSAMP_MAX_TAIL_CALLS 16
 /* Frames kept per sample; deeper stacks are cut at the root end. */
 #define PYSAMP_MAX_FRAMES (PYSAMP_FRAMES_PER_PROG * PYSAMP_MAX_TAIL_CALLS)
-/* Thread states examined when looking for the interrupted thread's. */
+/* Thread states examined per scan run, and scan runs per sample (tail calls). */
 #define PYSAMP_MAX_THREAD_SCAN 256
+#define PYSAMP_MAX_SCAN_RUNS 16
 /* Interpreters followed through interp->next (subinterpreters). */
 #define PYSAMP_MAX_INTERPS 8
 /* Bytes of a frame / code object copied in one read (offsets must fit). */
@@ -35,6 +42,8 @@
 
 /* Tail-call slots in the walk_progs prog array. */
 #define PYSAMP_PROG_WALK 0
+#define PYSAMP_PROG_SCAN 1
+#define PYSAMP_NPROGS 2
 
 /* struct pysamp_proc.flags */
 #define PYSAMP_PF_CFRAME (1u << 0) /* tstate->frame points to a _PyCFrame (3.11, 3.12) */
@@ -60,6 +69,7 @@ enum pysamp_stat {
 	PYSAMP_STAT_NO_TSTATE,	       /* thread has no PyThreadState (not a Python thread) */
 	PYSAMP_STAT_THREAD_SCAN_LIMIT, /* more than PYSAMP_MAX_THREAD_SCAN thread states */
 	PYSAMP_STAT_TSTATE_CACHE_HIT,  /* tid -> tstate cache hit (informational) */
+	PYSAMP_STAT_NOT_PYTHON_CACHED, /* thread known to have no tstate (recent scan) */
 	PYSAMP_STAT_NO_FRAME,	       /* Python thread with no Python frame (informational) */
 	PYSAMP_STAT_FRAME_READ_FAIL,   /* reading a frame failed: stack cut, status ERROR */
 	PYSAMP_STAT_CODE_READ_FAIL,    /* reading a code object failed: frame kept unverified */
@@ -134,9 +144,12 @@ struct pysamp_scratch {
 	struct pysamp_frame frames[PYSAMP_MAX_FRAMES];
 	__u64 frame;		       /* next frame to walk */
 	__u32 runs;		       /* walker runs so far */
-	__u32 scan_ninterp;	       /* thread-state scan: interpreters visited */
-	__u64 scan_interp;	       /* thread-state scan: current interpreter */
-	__u64 scan_ts;		       /* thread-state scan: next thread state */
+	__u32 scan_ninterp; /* thread-state scan: interpreters visited */
+	__u64 scan_interp;  /* thread-state scan: current interpreter */
+	__u64 scan_ts;	    /* thread-state scan: next thread state */
+	__u64 scan_tp;	    /* thread-state scan: the thread pointer looked for */
+	__u32 scan_runs;    /* thread-state scan: runs so far */
+	__u32 pad1;
 	__u64 obj[PYSAMP_OBJ_BUF / 8]; /* copy of the current frame / code object */
 	/*
 	 * Fingerprints of code objects met earlier in this same walk (recursion

@@ -29,6 +29,7 @@ static const char *const stat_names[PYSAMP_STAT_MAX] = {
 	[PYSAMP_STAT_NO_TSTATE] = "no_thread_state",
 	[PYSAMP_STAT_THREAD_SCAN_LIMIT] = "thread_scan_limit",
 	[PYSAMP_STAT_TSTATE_CACHE_HIT] = "tstate_cache_hit",
+	[PYSAMP_STAT_NOT_PYTHON_CACHED] = "not_python_cached",
 	[PYSAMP_STAT_NO_FRAME] = "no_python_frame",
 	[PYSAMP_STAT_FRAME_READ_FAIL] = "frame_read_fail",
 	[PYSAMP_STAT_CODE_READ_FAIL] = "code_read_fail",
@@ -54,7 +55,7 @@ void loader_init(struct loader *ld)
 
 int loader_load(struct loader *ld, const struct loader_opts *o)
 {
-	int err, fd, key = PYSAMP_PROG_WALK;
+	int err, fd, key;
 
 	ld->skel = pysamp_bpf__open();
 	if (!ld->skel) {
@@ -80,12 +81,26 @@ int loader_load(struct loader *ld, const struct loader_opts *o)
 					  "with -v for the verifier log)");
 		return err;
 	}
-	fd = bpf_program__fd(ld->skel->progs.walk_python);
-	err = bpf_map_update_elem(bpf_map__fd(ld->skel->maps.walk_progs), &key, &fd, BPF_ANY);
-	if (err) {
-		err = -errno;
-		log_error("cannot install the walker tail call: %s", strerror(-err));
-		return err;
+	{
+		const struct {
+			int slot;
+			struct bpf_program *prog;
+		} tail[] = {
+			{ PYSAMP_PROG_WALK, ld->skel->progs.walk_python },
+			{ PYSAMP_PROG_SCAN, ld->skel->progs.scan_threads },
+		};
+
+		for (size_t i = 0; i < sizeof(tail) / sizeof(tail[0]); i++) {
+			key = tail[i].slot;
+			fd = bpf_program__fd(tail[i].prog);
+			if (bpf_map_update_elem(bpf_map__fd(ld->skel->maps.walk_progs), &key, &fd,
+						BPF_ANY)) {
+				err = -errno;
+				log_error("cannot install the tail call to '%s': %s",
+					  bpf_program__name(tail[i].prog), strerror(-err));
+				return err;
+			}
+		}
 	}
 	ld->rb = ring_buffer__new(bpf_map__fd(ld->skel->maps.samples), o->on_sample, o->ctx, NULL);
 	if (!ld->rb) {
@@ -254,7 +269,7 @@ int loader_stats(struct loader *ld, uint64_t out[PYSAMP_STAT_MAX])
 int loader_run_time(struct loader *ld, uint64_t *ns, uint64_t *cnt)
 {
 	struct bpf_program *progs[] = { ld->skel->progs.on_cpu_sample,
-					ld->skel->progs.walk_python };
+					ld->skel->progs.walk_python, ld->skel->progs.scan_threads };
 
 	*ns = 0;
 	*cnt = 0;

@@ -211,7 +211,7 @@ static int on_sample(void *data_ctx, void *data, size_t size)
 		return 0;
 	}
 	t = target_of(ctx, s->pid);
-	if (!t || t->gone) {
+	if (!t || t->gone || s->generation != t->pp->bpf.generation) {
 		ctx->samples_unknown_pid++;
 		return 0;
 	}
@@ -288,7 +288,53 @@ static uint64_t now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-/* Stop tracking exited targets; true while any remains. */
+/*
+ * The target exec'd: inspect it again. Samples queued so far are drained
+ * with the old layout first; the new layout gets a new generation, which
+ * also invalidates the sampler's cached thread states.
+ */
+static void reinspect(struct pysamp_ctx *ctx, struct target *t)
+{
+	struct pyproc *pp;
+	struct symbolizer *sy;
+	char why[512] = "", label[64];
+	pid_t pid = t->pp->pid;
+	uint32_t gen = t->pp->bpf.generation + 1;
+
+	(void)loader_poll(&ctx->ld, 0);
+	pp = pyproc__new(pid, why, sizeof(why));
+	sy = pp ? symbolizer__new(pp, ctx->st) : NULL;
+	if (!pp || !sy) {
+		log_warn("pid %d exec'd a new program and is no longer profiled: %s", (int)pid,
+			 why[0] ? why : strerror(errno));
+		symbolizer__free(sy);
+		pyproc__free(pp);
+		t->gone = true;
+		(void)loader_proc_del(&ctx->ld, pid);
+		return;
+	}
+	pp->bpf.generation = gen;
+	if (ctx->opts.merge)
+		snprintf(label, sizeof(label), "%s", pp->comm);
+	else
+		snprintf(label, sizeof(label), "%s [%d]", pp->comm, (int)pid);
+	if (intern_str(ctx->st, label, &t->root_id) || loader_proc_set(&ctx->ld, pid, &pp->bpf)) {
+		log_warn("pid %d exec'd a new program and could not be re-added", (int)pid);
+		symbolizer__free(sy);
+		pyproc__free(pp);
+		t->gone = true;
+		(void)loader_proc_del(&ctx->ld, pid);
+		return;
+	}
+	symbolizer__free(t->sy);
+	pyproc__free(t->pp);
+	t->pp = pp;
+	t->sy = sy;
+	log_info("pid %d exec'd a new program: profiling it again as Python %u.%u", (int)pid,
+		 (pp->version_hex >> 24) & 0xff, (pp->version_hex >> 16) & 0xff);
+}
+
+/* Stop tracking exited targets, re-inspect exec'd ones; true while any remains. */
 static bool check_alive(struct pysamp_ctx *ctx)
 {
 	size_t alive = 0;
@@ -299,7 +345,9 @@ static bool check_alive(struct pysamp_ctx *ctx)
 		if (t->gone)
 			continue;
 		if (pyproc__alive(t->pp)) {
-			alive++;
+			if (pyproc__execed(t->pp))
+				reinspect(ctx, t);
+			alive += !t->gone;
 			continue;
 		}
 		/* Samples still queued were taken while it lived: drain them first. */

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 #include "elfsym.h"
 #include "log.h"
@@ -85,6 +86,28 @@ bool pyproc__alive(const struct pyproc *pp)
 	if (!p || p[1] != ' ')
 		return false;
 	return p[2] != 'Z' && p[2] != 'X' && p[2] != 'x';
+}
+
+static int exe_identity(pid_t pid, uint64_t *dev, uint64_t *ino)
+{
+	char path[64];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
+	if (stat(path, &st))
+		return -errno;
+	*dev = st.st_dev;
+	*ino = st.st_ino;
+	return 0;
+}
+
+bool pyproc__execed(const struct pyproc *pp)
+{
+	uint64_t dev, ino;
+
+	if (exe_identity(pp->pid, &dev, &ino))
+		return false; /* gone or unreadable: pyproc__alive() decides */
+	return dev != pp->exe_dev || ino != pp->exe_ino;
 }
 
 /* Open the mapped file as the target sees it, across mount namespaces. */
@@ -238,6 +261,14 @@ static int describe(struct pyproc *pp, const struct elf_file *ef, const struct c
 	}
 	pp->bias = c->zero->start - base;
 
+	/* Py_TRACE_REFS builds put two pointers before every object header. */
+	if (elf_file__has_symbol(ef, "_Py_PrintReferences")) {
+		set_why(why, whylen,
+			"'%s' is a Py_TRACE_REFS (debug) build, whose object layout is not "
+			"supported", pp->path);
+		return -ENOTSUP;
+	}
+
 	have_runtime = elf_file__symbol(ef, "_PyRuntime", &runtime, NULL) == 0;
 	if (have_runtime)
 		runtime += pp->bias;
@@ -356,6 +387,7 @@ struct pyproc *pyproc__new(pid_t pid, char *why, size_t whylen)
 		goto fail;
 	}
 	read_comm(pid, pp->comm, sizeof(pp->comm));
+	(void)exe_identity(pid, &pp->exe_dev, &pp->exe_ino);
 	cands = calloc(PYPROC_MAX_CANDIDATES, sizeof(*cands));
 	if (!cands) {
 		err = -ENOMEM;

@@ -36,6 +36,8 @@ struct pyproc {
 	struct py_offsets off;	   /* layout in use (copied from a table or debug offsets) */
 	uint64_t interp_head_addr; /* address of the PyInterpreterState * heading the list */
 	struct pysamp_proc bpf;	   /* walk configuration for the py_procs map */
+	uint64_t exe_dev;	   /* identity of /proc/PID/exe at inspection, */
+	uint64_t exe_ino;	   /* to notice an exec */
 };
 
 /*
@@ -51,5 +53,11 @@ void pyproc__free(struct pyproc *pp);
 
 /* true while the process exists and is not a zombie. */
 bool pyproc__alive(const struct pyproc *pp);
+
+/*
+ * true when the process has exec'd another program since pyproc__new (its
+ * /proc/PID/exe is another file): its layout must be inspected again.
+ */
+bool pyproc__execed(const struct pyproc *pp);
 
 #endif /* PYSAMP_PYPROC_H */

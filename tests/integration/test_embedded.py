@@ -26,7 +26,7 @@ def _build(ctx, src, out, flags):
     return out
 
 
-def _embedded(ctx, label):
+def _embedded(ctx, label, native_spin=False):
     it = _interp(label)
     if it is None or not it.available:
         ctx.fail("interpreter %s is not installed" % label)
@@ -41,10 +41,14 @@ def _embedded(ctx, label):
         ctx.fail("%s failed: %s" % (" ".join(args), p.stderr.decode()))
     flags = p.stdout.decode().split()
     flags = [f for f in flags if not f.startswith("-W") and f not in ("-O3", "-DNDEBUG")]
-    flags += ["-L%s/lib" % prefix, "-Wl,-rpath,%s/lib" % prefix, "-Wno-deprecated-declarations"]
+    flags += ["-L%s/lib" % prefix, "-Wl,-rpath,%s/lib" % prefix, "-Wno-deprecated-declarations",
+              "-pthread"]
     exe = _build(ctx, "embed.c", os.path.join(ctx.tmp, "myapp"), flags)
+    env = {"PYTHONHOME": prefix}
+    if native_spin:
+        env["EMBED_NATIVE_SPIN"] = "1"
     tgt = ctx.target("idle.py", ["--mode", "spin"], name="embedded", interp=it, argv_prefix=[exe],
-                     env={"PYTHONHOME": prefix})
+                     env=env)
     tgt.wait_ready()
     ctx.check(tgt.comm == "myapp", "test setup: comm is %r", tgt.comm)
     run = ctx.profile([tgt.pid], duration=SECONDS, hz=HZ, verbose=True)
@@ -58,12 +62,35 @@ def _embedded(ctx, label):
     n = sum(s.count for s in stacks if s.leaf is not None and s.leaf.label == truth["label"])
     ctx.check(n >= 0.8 * max(total, 1), "only %d of %d samples end in %s", n, total, truth["label"])
     ctx.check("libpython" in run.stderr, "-v does not say the interpreter was found in libpython")
+    if native_spin:
+        # The native thread is on CPU as much as the Python one; after one scan
+        # finds no thread state it must be skipped from the cache, not rescanned
+        # at every tick (at most about one scan per second).
+        cached = _counter(run.stderr, "not_python_cached")
+        scans = _counter(run.stderr, "no_thread_state")
+        ctx.check(cached >= 0.5 * total, "not_python_cached %s for %d Python samples", cached, total)
+        ctx.check(scans is not None and scans <= 2 * SECONDS + 2, "no_thread_state %s: the "
+                  "native thread was scanned again and again", scans)
+
+
+def _counter(stderr, name):
+    for line in stderr.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[0] == name and parts[1].isdigit():
+            return int(parts[1])
+    return None
 
 
 @single
 def embedded_libpython_312(ctx, interp):
     """A C program named myapp linking libpython3.12."""
     _embedded(ctx, "3.12")
+
+
+@single
+def embedded_native_thread_312(ctx, interp):
+    """myapp with a CPU-bound native thread that has no Python thread state."""
+    _embedded(ctx, "3.12", native_spin=True)
 
 
 @single

@@ -3,10 +3,24 @@
  * embed.c - a C program that embeds CPython through libpython: it is not
  * named python, its executable defines no Python symbols, and the interpreter
  * is only a shared library it links. Runs argv[1] with sys.argv = argv[1:].
- * Built by the integration tests against each interpreter's headers.
+ * With EMBED_NATIVE_SPIN=1 in the environment it also starts a native thread
+ * that burns CPU in C and never touches Python (a thread with no thread
+ * state). Built by the integration tests against each interpreter's headers.
  */
 #include <Python.h>
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
+
+static volatile unsigned long native_work;
+
+static void *native_spin(void *arg)
+{
+	(void)arg;
+	for (;;)
+		native_work = native_work * 31 + 7;
+	return NULL;
+}
 
 int main(int argc, char **argv)
 {
@@ -16,6 +30,14 @@ int main(int argc, char **argv)
 	if (argc < 2) {
 		fprintf(stderr, "usage: %s SCRIPT [ARGS...]\n", argv[0]);
 		return 2;
+	}
+	if (getenv("EMBED_NATIVE_SPIN")) {
+		pthread_t th;
+
+		if (pthread_create(&th, NULL, native_spin, NULL) != 0) {
+			perror("pthread_create");
+			return 2;
+		}
 	}
 	Py_Initialize();
 #if PY_MAJOR_VERSION >= 3

@@ -21,6 +21,8 @@
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 const volatile __u32 cfg_debug = 0;
+/* Report every exec on the host (--all), not only those of tracked processes. */
+const volatile __u32 cfg_track_all = 0;
 
 /*
  * tstates[tid]: the thread's PyThreadState, or 0 when a full scan found
@@ -72,6 +74,11 @@ struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, RINGBUF_BYTES);
 } samples SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 256 << 10);
+} events SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
@@ -507,5 +514,68 @@ int on_cpu_sample(struct bpf_perf_event_data *ctx)
 		return 0;
 	bpf_tail_call(ctx, &walk_progs, PYSAMP_PROG_SCAN);
 	stat_inc(PYSAMP_STAT_TAIL_CALL_FAIL);
+	return 0;
+}
+
+static __always_inline void send_event(__u32 type, __u32 pid, __u32 ppid)
+{
+	struct pysamp_event ev = {
+		.ktime_ns = bpf_ktime_get_ns(),
+		.type = type,
+		.pid = pid,
+		.ppid = ppid,
+	};
+
+	/* Lifecycle events are rare: wake the agent for each. */
+	if (bpf_ringbuf_output(&events, &ev, sizeof(ev), 0))
+		stat_inc(PYSAMP_STAT_EVENTS_LOST);
+}
+
+/*
+ * A tracked process forked (gunicorn, multiprocessing, celery prefork): the
+ * child has the same memory layout, so it is sampled from its first tick with
+ * a copy of the parent's configuration; the agent hears of it by event.
+ */
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
+{
+	__u32 ptgid = BPF_CORE_READ(parent, tgid);
+	__u32 cpid = BPF_CORE_READ(child, pid);
+	const struct pysamp_proc *proc;
+	struct pysamp_proc copy;
+
+	if (cpid != (__u32)BPF_CORE_READ(child, tgid))
+		return 0; /* a new thread, not a new process */
+	proc = bpf_map_lookup_elem(&py_procs, &ptgid);
+	if (!proc)
+		return 0;
+	__builtin_memcpy(&copy, proc, sizeof(copy));
+	if (bpf_map_update_elem(&py_procs, &cpid, &copy, BPF_NOEXIST) == 0)
+		send_event(PYSAMP_EV_FORK, cpid, ptgid);
+	return 0;
+}
+
+/* A new program: a tracked process's layout is void; --all wants every exec. */
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(on_exec, struct task_struct *p)
+{
+	__u32 tgid = BPF_CORE_READ(p, tgid);
+	bool tracked = bpf_map_delete_elem(&py_procs, &tgid) == 0;
+
+	if (tracked || cfg_track_all)
+		send_event(PYSAMP_EV_EXEC, tgid, 0);
+	return 0;
+}
+
+/* The thread-group leader of a tracked process exits: stop sampling it. */
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(on_exit, struct task_struct *p)
+{
+	__u32 pid = BPF_CORE_READ(p, pid), tgid = BPF_CORE_READ(p, tgid);
+
+	if (pid != tgid)
+		return 0;
+	if (bpf_map_delete_elem(&py_procs, &tgid) == 0)
+		send_event(PYSAMP_EV_EXIT, tgid, 0);
 	return 0;
 }

@@ -13,7 +13,7 @@
 #ifndef PYSAMP_ABI_H
 #define PYSAMP_ABI_H
 
-#define PYSAMP_ABI_VERSION 3
+#define PYSAMP_ABI_VERSION 4
 
 /*
  * Tail-call budget (the kernel allows 33 per chain): on_cpu_sample -> up to
@@ -79,6 +79,7 @@ enum pysamp_stat {
 	PYSAMP_STAT_RINGBUF_FULL,      /* bpf_ringbuf_output failed: sample lost */
 	PYSAMP_STAT_EMITTED,	       /* samples handed to userspace */
 	PYSAMP_STAT_FRAMES,	       /* frames handed to userspace */
+	PYSAMP_STAT_EVENTS_LOST,       /* events ring buffer full: a lifecycle event lost */
 	PYSAMP_STAT_MAX,
 };
 
@@ -117,6 +118,23 @@ struct pysamp_frame {
 	__u64 ip;      /* raw f_lasti (low 32 bits) or instruction pointer */
 	__u64 code_fp; /* pysamp_code_fp() at sample time, 0 if unread */
 };
+
+/* Process lifecycle events (events ring buffer). */
+enum pysamp_event_type {
+	PYSAMP_EV_EXEC = 1, /* pid exec'd a new program (its py_procs entry, if any, is gone) */
+	PYSAMP_EV_FORK = 2, /* tracked ppid forked pid; py_procs[pid] copied from the parent */
+	PYSAMP_EV_EXIT = 3, /* tracked pid exited; its py_procs entry is gone */
+};
+
+struct pysamp_event {
+	__u64 ktime_ns;
+	__u32 type; /* enum pysamp_event_type */
+	__u32 pid;  /* tgid, init namespace */
+	__u32 ppid; /* parent tgid (FORK) */
+	__u32 pad0;
+};
+
+_Static_assert(sizeof(struct pysamp_event) == 24, "pysamp_event layout");
 
 /* Header of one ring buffer record; nframes struct pysamp_frame follow. */
 struct pysamp_sample {

@@ -39,6 +39,7 @@ static const char *const stat_names[PYSAMP_STAT_MAX] = {
 	[PYSAMP_STAT_RINGBUF_FULL] = "ringbuf_full",
 	[PYSAMP_STAT_EMITTED] = "emitted",
 	[PYSAMP_STAT_FRAMES] = "frames",
+	[PYSAMP_STAT_EVENTS_LOST] = "events_lost",
 };
 
 const char *loader_stat_name(int stat)
@@ -64,6 +65,7 @@ int loader_load(struct loader *ld, const struct loader_opts *o)
 		return err;
 	}
 	ld->skel->rodata->cfg_debug = o->debug ? 1 : 0;
+	ld->skel->rodata->cfg_track_all = o->track_all ? 1 : 0;
 	if (o->ringbuf_bytes) {
 		err = bpf_map__set_max_entries(ld->skel->maps.samples, o->ringbuf_bytes);
 		if (err) {
@@ -102,10 +104,17 @@ int loader_load(struct loader *ld, const struct loader_opts *o)
 			}
 		}
 	}
-	ld->rb = ring_buffer__new(bpf_map__fd(ld->skel->maps.samples), o->on_sample, o->ctx, NULL);
+	/* Events first: ring_buffer__consume() reads the rings in this order, so a
+	 * fork is known before the child's first sample is seen. */
+	ld->rb = ring_buffer__new(bpf_map__fd(ld->skel->maps.events), o->on_event, o->ctx, NULL);
 	if (!ld->rb) {
 		err = -errno;
 		log_error("cannot create the ring buffer consumer: %s", strerror(-err));
+		return err;
+	}
+	err = ring_buffer__add(ld->rb, bpf_map__fd(ld->skel->maps.samples), o->on_sample, o->ctx);
+	if (err) {
+		log_error("cannot add the samples ring buffer: %s", strerror(-err));
 		return err;
 	}
 	return 0;
@@ -160,6 +169,20 @@ int loader_attach(struct loader *ld, uint32_t freq)
 
 	if (ncpus <= 0 || ncpus > LOADER_MAX_CPUS)
 		return -EINVAL;
+	{
+		struct bpf_program *tp[] = { ld->skel->progs.on_fork, ld->skel->progs.on_exec,
+					     ld->skel->progs.on_exit };
+
+		for (size_t i = 0; i < sizeof(tp) / sizeof(tp[0]); i++) {
+			ld->lifecycle[i] = bpf_program__attach(tp[i]);
+			if (!ld->lifecycle[i]) {
+				err = -errno;
+				log_error("cannot attach '%s' (BTF tracepoints need Linux 5.5+): %s",
+					  bpf_program__name(tp[i]), strerror(-err));
+				return err;
+			}
+		}
+	}
 	online = calloc((size_t)ncpus, sizeof(*online));
 	ld->links = calloc((size_t)ncpus, sizeof(*ld->links));
 	ld->pfds = malloc((size_t)ncpus * sizeof(*ld->pfds));
@@ -300,6 +323,8 @@ void loader_release(struct loader *ld)
 	}
 	free(ld->links);
 	free(ld->pfds);
+	for (size_t i = 0; i < sizeof(ld->lifecycle) / sizeof(ld->lifecycle[0]); i++)
+		bpf_link__destroy(ld->lifecycle[i]);
 	ring_buffer__free(ld->rb);
 	pysamp_bpf__destroy(ld->skel);
 	loader_init(ld);

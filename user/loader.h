@@ -24,6 +24,7 @@ typedef int (*loader_sample_fn)(void *ctx, void *data, size_t size);
 
 struct loader {
 	struct pysamp_bpf *skel;
+	struct bpf_link *lifecycle[3];	/* fork, exec, exit tracepoints */
 	struct bpf_link **links;
 	int *pfds;
 	int nlinks;
@@ -33,8 +34,10 @@ struct loader {
 struct loader_opts {
 	uint32_t ringbuf_bytes; /* power of two >= page size; 0 = built-in 8 MiB */
 	bool debug;		/* enable bpf_printk in the programs */
+	bool track_all;		/* report every exec on the host (--all) */
 	loader_sample_fn on_sample;
-	void *ctx; /* passed to on_sample */
+	loader_sample_fn on_event; /* struct pysamp_event records; consumed before samples */
+	void *ctx;		   /* passed to on_sample and on_event */
 };
 
 /* Zeroed loader that loader_release() accepts. */
@@ -48,8 +51,9 @@ void loader_init(struct loader *ld);
 int loader_load(struct loader *ld, const struct loader_opts *o) __attribute__((warn_unused_result));
 
 /*
- * Open a software cpu-clock perf event sampling at freq Hz on every online
- * CPU and attach the sampler to each (offline CPUs, ENODEV, are skipped).
+ * Attach the fork/exec/exit tracepoints, then open a software cpu-clock perf
+ * event sampling at freq Hz on every online CPU and attach the sampler to
+ * each (offline CPUs, ENODEV, are skipped).
  * Returns 0 or -errno (-EOPNOTSUPP/-ENOENT when perf events are unavailable).
  */
 int loader_attach(struct loader *ld, uint32_t freq) __attribute__((warn_unused_result));

@@ -433,6 +433,18 @@ fail:
 	return NULL;
 }
 
+struct pyproc *pyproc__fork(const struct pyproc *parent, pid_t child)
+{
+	struct pyproc *pp = malloc(sizeof(*pp));
+
+	if (!pp)
+		return NULL;
+	*pp = *parent;
+	pp->pid = child;
+	read_comm(child, pp->comm, sizeof(pp->comm));
+	return pp;
+}
+
 void pyproc__free(struct pyproc *pp)
 {
 	free(pp);

@@ -48,6 +48,12 @@ struct pyproc {
  */
 struct pyproc *pyproc__new(pid_t pid, char *why, size_t whylen);
 
+/*
+ * The description of child, a fork of the process parent describes (same
+ * memory layout). NULL with errno on failure. Free with pyproc__free.
+ */
+struct pyproc *pyproc__fork(const struct pyproc *parent, pid_t child);
+
 /* Free; accepts NULL. */
 void pyproc__free(struct pyproc *pp);
 

@@ -478,6 +478,10 @@ class Ctx(object):
         return TargetProc(self, interp, script, [str(a) for a in args], name, **kw)
 
     def cleanup(self):
+        for h in getattr(self, "_async", []):
+            if h["proc"].poll() is None:
+                h["proc"].kill()
+                h["proc"].wait()
         for p in self._procs:
             try:
                 p.kill()
@@ -553,6 +557,46 @@ class Ctx(object):
                 output = None
         run = ProfRun(argv, proc.returncode, stdout, "".join(stderr_lines), t_start, t_end,
                       timed_out, output, sampling[0])
+        self.runs.append(run)
+        return run
+
+    def profile_async(self, argv):
+        """Start the profiler with argv (must include -o FILE) and return at once."""
+        n = len(self.runs) + len(getattr(self, "_async", []))
+        err_path = os.path.join(self.tmp, "async%d.stderr" % n)
+        errf = open(err_path, "wb")
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=errf,
+                                stdin=subprocess.DEVNULL, close_fds=True)
+        handle = {"argv": argv, "proc": proc, "errf": errf, "err_path": err_path,
+                  "t_start": time.time()}
+        self._async = getattr(self, "_async", []) + [handle]
+        return handle
+
+    def profile_async_stop(self, handle, sig=signal.SIGINT, timeout=60):
+        """Stop a profile_async() run with sig; its ProfRun."""
+        proc = handle["proc"]
+        timed_out = False
+        if proc.poll() is None:
+            proc.send_signal(sig)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            proc.kill()
+            proc.wait()
+        handle["errf"].close()
+        with open(handle["err_path"], "rb") as f:
+            stderr = f.read().decode("utf-8", "replace")
+        argv = handle["argv"]
+        output = None
+        if "-o" in argv:
+            try:
+                with open(argv[argv.index("-o") + 1], "rb") as f:
+                    output = f.read().decode("utf-8", "replace")
+            except OSError:
+                output = None
+        run = ProfRun(argv, proc.returncode, "", stderr, handle["t_start"], time.time(),
+                      timed_out, output, None)
         self.runs.append(run)
         return run
 

@@ -55,14 +55,19 @@ static int grow_array(void **v, size_t *cap, size_t need, size_t elem)
 	return 0;
 }
 
-/* Profile pp from now on (ownership moves in). 0 or -errno (pp freed). */
-static int add_target(struct agent *a, struct pyproc *pp)
+/*
+ * Profile pp from now on (ownership moves in). A fork keeps its parent's
+ * generation: the kernel already samples it with the parent's configuration,
+ * and those first samples are valid. 0 or -errno (pp freed).
+ */
+static int add_target(struct agent *a, struct pyproc *pp, bool is_fork)
 {
 	struct target *t;
 	pid_t pid = pp->pid;
 	int err;
 
-	pp->bpf.generation = ++a->generation;
+	if (!is_fork)
+		pp->bpf.generation = ++a->generation;
 	err = targets__add_take(a->targets, pp, &t);
 	if (err)
 		return err;
@@ -140,7 +145,7 @@ static int on_event(void *ctx, void *data, size_t size)
 			break;
 		}
 		pp = pyproc__fork(parent->pp, (pid_t)ev->pid);
-		if (!pp || add_target(a, pp)) {
+		if (!pp || add_target(a, pp, true)) {
 			(void)loader_proc_del(&a->ld, (pid_t)ev->pid);
 			break;
 		}
@@ -245,7 +250,7 @@ static void inspect_pending(struct agent *a)
 		pp = pyproc__new(p->pid, why, sizeof(why));
 		err = pp ? 0 : -errno;
 		if (pp) {
-			err = add_target(a, pp);
+			err = add_target(a, pp, false);
 			if (!err)
 				log_info("pid %d: Python %u.%u, profiled%s", (int)p->pid,
 					 (targets__get(a->targets, p->pid)->pp->version_hex >> 24) & 0xff,
@@ -262,7 +267,8 @@ static void inspect_pending(struct agent *a)
 			a->procs_refused++;
 			log_warn("pid %d: %s", (int)p->pid, why);
 		} else if (p->was_target && err != -ESRCH) {
-			log_warn("pid %d exec'd a program that is not profiled: %s", (int)p->pid,
+			/* Common and harmless (a Python program running a subprocess). */
+			log_info("pid %d exec'd a program that is not profiled: %s", (int)p->pid,
 				 why[0] ? why : strerror(-err));
 		}
 	}
@@ -310,7 +316,7 @@ static void discover_all(struct agent *a)
 			}
 			continue;
 		}
-		if (add_target(a, pp) == 0)
+		if (add_target(a, pp, false) == 0)
 			log_info("pid %ld: Python %u.%u, profiled",
 				 pid, (targets__get(a->targets, (pid_t)pid)->pp->version_hex >> 24) & 0xff,
 				 (targets__get(a->targets, (pid_t)pid)->pp->version_hex >> 16) & 0xff);
@@ -368,7 +374,7 @@ int agent_start(struct agent *a, const struct agent_opts *o)
 				continue;
 			if (err)
 				pyproc__free(pps[i]);
-			else if (add_target(a, pps[i]) == -EEXIST)
+			else if (add_target(a, pps[i], false) == -EEXIST)
 				continue;
 		}
 		free(pps);

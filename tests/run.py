@@ -272,7 +272,9 @@ def integration_items(cases, tmp_root, keep):
                 return missing("interpreter %s missing" % case.interp.path)
             status, _, details, notes = itest.run_case(case, tmp_root, keep)
             return status, details, notes
-        items.append(Item(name, case.group, fn))
+        item = Item(name, case.group, fn)
+        item.exclusive = case.exclusive
+        items.append(item)
     return items
 
 
@@ -351,7 +353,9 @@ def main():
             status = "FAIL" if REQUIRE_ALL else "SKIP"
             reporter.report("integration (%d tests)" % len(integ), status, None, ["needs root"])
         elif integration_gate(integ, reporter):
-            run_items(integ, args.jobs, reporter)
+            run_items([it for it in integ if not getattr(it, "exclusive", False)], args.jobs,
+                      reporter)
+            run_items([it for it in integ if getattr(it, "exclusive", False)], 1, reporter)
 
     c = reporter.counts
     print("")

@@ -110,6 +110,7 @@ class TestCase(object):
         self.func = func
         self.interp = interp
         self.group = group  # tests of one group run one after another
+        self.exclusive = False  # runs alone, after every other test
 
 
 _PER_INTERP = []
@@ -126,12 +127,24 @@ def single(func):
     return func
 
 
+_EXCLUSIVE = set()
+
+
+def exclusive(func):
+    """A @single test that loads the whole machine (dozens of processes): it runs
+    alone, after the others, so that it does not starve their targets."""
+    _EXCLUSIVE.add(func)
+    return single(func)
+
+
 def collect():
     """Every integration TestCase, grouped by interpreter."""
     cases = []
     it = default_interp()
     for f in _SINGLE:  # first: the longest group starts first
-        cases.append(TestCase(f.__name__, f, it, "single"))
+        case = TestCase(f.__name__, f, it, "single")
+        case.exclusive = f in _EXCLUSIVE
+        cases.append(case)
     for it in INTERPRETERS:
         for f in _PER_INTERP:
             cases.append(TestCase("%s[%s]" % (f.__name__, it.label), f, it, it.label))

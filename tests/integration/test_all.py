@@ -7,7 +7,7 @@ import os
 import signal
 import time
 
-from itest import HZ, INTERPRETERS, PROFILER, single
+from itest import HZ, INTERPRETERS, PROFILER, exclusive
 
 PER_INTERP = 3  # 10 interpreters -> 30 processes, plus forked children
 
@@ -24,7 +24,7 @@ def _start(ctx, it, i, late):
                       argv_prefix=prefix)
 
 
-@single
+@exclusive
 def all_fleet(ctx, interp):
     interps = [it for it in INTERPRETERS if it.available]
     if len(interps) < len(INTERPRETERS):

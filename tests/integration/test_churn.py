@@ -9,7 +9,7 @@ import signal
 import subprocess
 import time
 
-from itest import HZ, INTERPRETERS, PROFILER, single
+from itest import HZ, INTERPRETERS, PROFILER, exclusive
 
 SECONDS = 20
 
@@ -24,7 +24,7 @@ churn_%(tag)s()
 """
 
 
-@single
+@exclusive
 def all_churn(ctx, interp):
     interps = [it for it in INTERPRETERS if it.available]
     rng = random.Random(11)

@@ -2,7 +2,7 @@
 /*
  * pyoffsets.h - everything pysamp-bpf knows about CPython struct layouts.
  *
- * One table per supported minor version (2.7, 3.6-3.13), measured on the
+ * One table per supported minor version (2.7, 3.6-3.13; 3.8 and 3.9 share one), measured on the
  * interpreters listed in shared/reference/cpython-frames.md, and a decoder
  * of _Py_DebugOffsets (3.13+) that fills the same struct from the target's
  * own description of itself. Userspace-only: BPF receives the flattened
@@ -33,6 +33,7 @@ enum py_str_kind {
 
 struct py_offsets {
 	uint32_t major, minor;
+	uint32_t minor_last; /* a table valid for minor..minor_last (0: minor only) */
 	/* _PyRuntime -> interpreters.head; PYSAMP_OFF_NONE for 2.7/3.6 (interp_head symbol) */
 	uint32_t runtime_interp_head;
 	uint32_t interp_next;

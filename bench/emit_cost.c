@@ -234,7 +234,6 @@ static int scratch_fill(struct bench *b, __u32 n)
 		s->hdr.nframes = n;
 		s->hdr.status = PYSAMP_STACK_COMPLETE;
 		s->hdr.generation = 1;
-		memcpy(s->hdr.comm, "python3", 8);
 		for (__u32 i = 0; i < PYSAMP_MAX_FRAMES; i++) {
 			struct pysamp_frame *f = &s->frames[i];
 			__u64 code = HEAP + i * 0x1f0ULL + ((xorshift64(&rng) & 7) << 4);

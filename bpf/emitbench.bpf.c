@@ -9,7 +9,7 @@
  *
  *   baseline       scratch lookup, depth read and the two success counters
  *                  that both designs bump; subtract it from the others.
- *   emit_ringbuf   the sampler's emit(): bpf_ringbuf_output of the 56-byte
+ *   emit_ringbuf   the sampler's emit(): bpf_ringbuf_output of the 40-byte
  *                  header plus 24 bytes per frame, straight from the scratch
  *                  (flags from bench_rb_flags, to price the wakeup).
  *   emit_stackmap  in-kernel aggregation as in bcc profile / PyPerf: a 64-bit

@@ -410,7 +410,6 @@ static __always_inline int start_walk(void *ctx, struct pysamp_scratch *s,
 	s->hdr.nframes = 0;
 	s->hdr.status = PYSAMP_STACK_COMPLETE;
 	s->hdr.generation = proc->generation;
-	bpf_get_current_comm(s->hdr.comm, sizeof(s->hdr.comm));
 	s->frame = frame;
 	s->runs = 0;
 	dbg("pysamp: pid %u tid %u tstate %llx", pid, tid, ts);

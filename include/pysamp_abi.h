@@ -13,7 +13,7 @@
 #ifndef PYSAMP_ABI_H
 #define PYSAMP_ABI_H
 
-#define PYSAMP_ABI_VERSION 4
+#define PYSAMP_ABI_VERSION 5
 
 /*
  * Tail-call budget (the kernel allows 33 per chain): on_cpu_sample -> up to
@@ -146,7 +146,6 @@ struct pysamp_sample {
 	__u32 nframes;
 	__u32 status;	  /* enum pysamp_stack_status */
 	__u32 generation; /* struct pysamp_proc.generation used */
-	char comm[16];	  /* thread comm */
 };
 
 /* A code object already fingerprinted in the sample tagged `tag`. */
@@ -180,7 +179,7 @@ struct pysamp_scratch {
 
 _Static_assert(sizeof(struct pysamp_proc) == 96, "pysamp_proc layout");
 _Static_assert(sizeof(struct pysamp_frame) == 24, "pysamp_frame layout");
-_Static_assert(sizeof(struct pysamp_sample) == 56, "pysamp_sample layout");
+_Static_assert(sizeof(struct pysamp_sample) == 40, "pysamp_sample layout");
 
 /*
  * Fingerprint of a code object taken from fields that differ between two

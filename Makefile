@@ -16,7 +16,8 @@ ARCH := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
 VMLINUX := vmlinux/$(ARCH)/vmlinux.h
 
 DEB_PACKAGES := clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config make gcc \
-	libc6-dev libclang-rt-14-dev valgrind python3 procps
+	libc6-dev libclang-rt-14-dev valgrind python3 procps libmicrohttpd-dev \
+	libcurl4-openssl-dev curl util-linux
 
 ifeq ($(V),1)
 Q =
@@ -35,9 +36,9 @@ BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Wextra -Werror \
 # System include dirs for BPF, after our own (libbpf-bootstrap's -idirafter trick).
 CLANG_BPF_SYS_INCLUDES := $(shell $(CLANG) -v -E - </dev/null 2>&1 \
 	| sed -n '/<...> search starts here:/,/End of search list./{ s| \(/.*\)|-idirafter \1|p }')
-# libbpf static, libelf and libz dynamic.
+# libbpf static; libelf, libz, libmicrohttpd (--listen) and libcurl (--push) dynamic.
 LIBBPF_A := $(firstword $(wildcard /usr/lib/$(shell $(CC) -print-multiarch)/libbpf.a /usr/lib64/libbpf.a /usr/lib/libbpf.a))
-LDLIBS := $(LIBBPF_A) -lelf -lz -lm
+LDLIBS := $(LIBBPF_A) -lelf -lz -lmicrohttpd -lcurl -lm
 
 BPF_SRCS := $(wildcard bpf/*.bpf.c)
 BPF_HDRS := $(wildcard bpf/*.bpf.h) $(wildcard include/*.h)

@@ -566,6 +566,45 @@ int BPF_PROG(on_exec, struct task_struct *p)
 	return 0;
 }
 
+/*
+ * --all: a process that is not profiled maps a file named libpython*
+ * executable - a program that loads the interpreter late with dlopen (no exec
+ * to notice). The syscall tracepoint fires on mmap calls only; the file is
+ * found from the descriptor (current->files->fdt->fd[fd]).
+ */
+SEC("tracepoint/syscalls/sys_enter_mmap")
+int on_mmap(struct trace_event_raw_sys_enter *ctx)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct task_struct *task;
+	struct fdtable *fdt;
+	struct file **fds, *file = NULL;
+	const unsigned char *name;
+	unsigned long prot = ctx->args[2];
+	long fd = (long)ctx->args[4];
+	char buf[12] = {};
+
+	if (!cfg_track_all || fd < 0 || !(prot & 0x4 /* PROT_EXEC */))
+		return 0;
+	if (bpf_map_lookup_elem(&py_procs, &tgid))
+		return 0;
+	task = bpf_get_current_task_btf();
+	fdt = BPF_CORE_READ(task, files, fdt);
+	if (!fdt || fd >= (long)BPF_CORE_READ(fdt, max_fds))
+		return 0;
+	fds = BPF_CORE_READ(fdt, fd);
+	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]) || !file)
+		return 0;
+	name = BPF_CORE_READ(file, f_path.dentry, d_name.name);
+	if (bpf_probe_read_kernel_str(buf, sizeof(buf), name) < 10)
+		return 0;
+	if (buf[0] != 'l' || buf[1] != 'i' || buf[2] != 'b' || buf[3] != 'p' || buf[4] != 'y' ||
+	    buf[5] != 't' || buf[6] != 'h' || buf[7] != 'o' || buf[8] != 'n')
+		return 0;
+	send_event(PYSAMP_EV_PYLIB, tgid, 0);
+	return 0;
+}
+
 /* The thread-group leader of a tracked process exits: stop sampling it. */
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(on_exit, struct task_struct *p)

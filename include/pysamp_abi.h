@@ -13,7 +13,7 @@
 #ifndef PYSAMP_ABI_H
 #define PYSAMP_ABI_H
 
-#define PYSAMP_ABI_VERSION 5
+#define PYSAMP_ABI_VERSION 6
 
 /*
  * Tail-call budget (the kernel allows 33 per chain): on_cpu_sample -> up to
@@ -124,6 +124,7 @@ enum pysamp_event_type {
 	PYSAMP_EV_EXEC = 1, /* pid exec'd a new program (its py_procs entry, if any, is gone) */
 	PYSAMP_EV_FORK = 2, /* tracked ppid forked pid; py_procs[pid] copied from the parent */
 	PYSAMP_EV_EXIT = 3, /* tracked pid exited; its py_procs entry is gone */
+	PYSAMP_EV_PYLIB = 4, /* untracked pid mapped a libpython* file executable (dlopen) */
 };
 
 struct pysamp_event {

@@ -6,10 +6,14 @@
 
 #include "folded.h"
 
+#define TRUNCATED_LABEL "[truncated]"
+#define COUNT_ROOM	21 /* " " + up to 20 digits of a count */
+
 struct line_ctx {
 	const struct stacks *st;
 	struct strbuf *sb;
-	FILE *out; /* NULL: lines stay in sb */
+	FILE *out;	 /* NULL: lines stay in sb */
+	size_t max_line; /* 0: unlimited */
 };
 
 /* Bytes that would break a folded line or the frame separator. */
@@ -40,14 +44,49 @@ static int add_label(struct strbuf *sb, const char *label, size_t len)
 	return strbuf_add(sb, label + start, len - start);
 }
 
+/*
+ * First label to print so the line fits in max_line bytes (0 when it fits whole); labels
+ * before it are replaced by one "[truncated]". Sanitising keeps lengths, so raw lengths count.
+ */
+static size_t first_fitting(const struct line_ctx *ctx, const uint32_t *ids, size_t n)
+{
+	size_t room, total = 0, used = 0, len;
+
+	if (ctx->max_line < 64)
+		return 0;
+	room = ctx->max_line - COUNT_ROOM - 1;
+	for (size_t i = 0; i < n; i++) {
+		if (!stacks__label_bytes(ctx->st, ids[i], &len))
+			return 0;
+		total += len + (i > 0);
+	}
+	if (total <= room)
+		return 0;
+	/* From the leaf: the smallest first label whose suffix fits after "[truncated];". */
+	for (size_t i = n; i-- > 1;) {
+		stacks__label_bytes(ctx->st, ids[i], &len);
+		used += len + 1;
+		if (used + sizeof(TRUNCATED_LABEL) - 1 > room)
+			return i + 1 < n ? i + 1 : n - 1;
+	}
+	return 1;
+}
+
 static int add_line(struct line_ctx *ctx, const uint32_t *ids, size_t n, uint64_t count)
 {
+	size_t i, len, first = first_fitting(ctx, ids, n), room = 0;
 	const char *label;
-	size_t i, len;
 	int err;
 
-	for (i = 0; i < n; i++) {
-		if (i) {
+	if (ctx->max_line >= 64)
+		room = ctx->sb->len + ctx->max_line - COUNT_ROOM - 1;
+	if (first) {
+		err = strbuf_add(ctx->sb, TRUNCATED_LABEL, sizeof(TRUNCATED_LABEL) - 1);
+		if (err)
+			return err;
+	}
+	for (i = first; i < n; i++) {
+		if (i || first) {
 			err = strbuf_add(ctx->sb, ";", 1);
 			if (err)
 				return err;
@@ -55,6 +94,8 @@ static int add_line(struct line_ctx *ctx, const uint32_t *ids, size_t n, uint64_
 		label = stacks__label_bytes(ctx->st, ids[i], &len);
 		if (!label)
 			return -EINVAL;
+		if (room && ctx->sb->len + len > room) /* one giant leaf label */
+			len = room > ctx->sb->len ? room - ctx->sb->len : 0;
 		err = add_label(ctx->sb, label, len);
 		if (err)
 			return err;
@@ -103,7 +144,12 @@ cleanup:
 
 int folded_write_buf(const struct stacks *st, struct strbuf *sb)
 {
-	struct line_ctx ctx = { .st = st, .sb = sb, .out = NULL };
+	return folded_write_buf_capped(st, sb, 0);
+}
+
+int folded_write_buf_capped(const struct stacks *st, struct strbuf *sb, size_t max_line)
+{
+	struct line_ctx ctx = { .st = st, .sb = sb, .out = NULL, .max_line = max_line };
 	size_t orig = sb->len;
 	int err;
 

@@ -34,4 +34,13 @@ int folded_write(const struct stacks *st, FILE *out) __attribute__((warn_unused_
 int folded_write_buf(const struct stacks *st, struct strbuf *sb)
 	__attribute__((warn_unused_result));
 
+/*
+ * As folded_write_buf, with every line (count and newline included) at most max_line bytes
+ * (0: unlimited; values below 64 are treated as unlimited): a longer stack keeps its leaf-side
+ * frames and starts with "[truncated]"; a single label too long on its own is cut. For readers
+ * with a line limit, such as Pyroscope's 64 KiB.
+ */
+int folded_write_buf_capped(const struct stacks *st, struct strbuf *sb, size_t max_line)
+	__attribute__((warn_unused_result));
+
 #endif /* PYSAMP_FOLDED_H */

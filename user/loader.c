@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /* loader.c - skeleton lifecycle, per-CPU perf events, ring buffer. */
 #include <errno.h>
+#include <sys/mount.h>
+#include <unistd.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +44,16 @@ static const char *const stat_names[PYSAMP_STAT_MAX] = {
 	[PYSAMP_STAT_EVENTS_LOST] = "events_lost",
 };
 
+/* Syscall tracepoints are found through tracefs; mount it where it belongs if nobody did. */
+static void ensure_tracefs(void)
+{
+	if (access("/sys/kernel/tracing/events", F_OK) == 0 ||
+	    access("/sys/kernel/debug/tracing/events", F_OK) == 0)
+		return;
+	if (mount("nodev", "/sys/kernel/tracing", "tracefs", 0, NULL) != 0)
+		log_debug("cannot mount tracefs on /sys/kernel/tracing: %s", strerror(errno));
+}
+
 const char *loader_stat_name(int stat)
 {
 	if (stat < 0 || stat >= PYSAMP_STAT_MAX || !stat_names[stat])
@@ -66,6 +78,8 @@ int loader_load(struct loader *ld, const struct loader_opts *o)
 	}
 	ld->skel->rodata->cfg_debug = o->debug ? 1 : 0;
 	ld->skel->rodata->cfg_track_all = o->track_all ? 1 : 0;
+	ld->track_all = o->track_all;
+	bpf_program__set_autoload(ld->skel->progs.on_mmap, o->track_all);
 	if (o->ringbuf_bytes) {
 		err = bpf_map__set_max_entries(ld->skel->maps.samples, o->ringbuf_bytes);
 		if (err) {
@@ -181,6 +195,16 @@ int loader_attach(struct loader *ld, uint32_t freq)
 					  bpf_program__name(tp[i]), strerror(-err));
 				return err;
 			}
+		}
+		/* Late dlopen of libpython (--all only): useful, not essential. */
+		if (ld->track_all) {
+			ensure_tracefs();
+			ld->lifecycle[3] = bpf_program__attach(ld->skel->progs.on_mmap);
+			if (!ld->lifecycle[3])
+				log_warn("cannot attach the syscalls/sys_enter_mmap tracepoint (%s): "
+					 "interpreters loaded late with dlopen are found only after "
+					 "an exec",
+					 strerror(errno));
 		}
 	}
 	online = calloc((size_t)ncpus, sizeof(*online));

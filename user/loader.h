@@ -24,11 +24,12 @@ typedef int (*loader_sample_fn)(void *ctx, void *data, size_t size);
 
 struct loader {
 	struct pysamp_bpf *skel;
-	struct bpf_link *lifecycle[3];	/* fork, exec, exit tracepoints */
+	struct bpf_link *lifecycle[4];	/* fork, exec, exit tracepoints; libpython mmap */
 	struct bpf_link **links;
 	int *pfds;
 	int nlinks;
 	struct ring_buffer *rb;
+	bool track_all;
 };
 
 struct loader_opts {

@@ -1,13 +1,15 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * main.c - pysamp-bpf: sample the CPU stacks of CPython processes with eBPF
- * and print them as folded stacks.
+ * and print them as folded stacks, serve them over HTTP (--listen) and push
+ * them to a collector (--push).
  *
- * Owns struct pysamp_ctx (all run state) and the signal flag; maps errors to
- * the exit status once.
+ * Owns the options, the outputs (serve, push, export) and the signal flags;
+ * maps errors to the exit status once.
  */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,14 +19,21 @@
 #include <bpf/libbpf.h>
 
 #include "agent.h"
+#include "export.h"
+#include "filter.h"
 #include "folded.h"
 #include "log.h"
+#include "procinfo.h"
+#include "push.h"
+#include "serve.h"
 #include "util.h"
 
 #define PYSAMP_VERSION "0.1.0"
 #define DEFAULT_HZ     99
 #define MAX_HZ	       10000
+#define FLUSH_MS       5000 /* time given to the last pushes at exit */
 static volatile sig_atomic_t exiting;
+static volatile sig_atomic_t reloading;
 
 struct pysamp_opts {
 	int *pids;
@@ -35,48 +44,114 @@ struct pysamp_opts {
 	const char *output;   /* NULL = stdout */
 	int verbose;
 	bool threads;
-	bool merge;
+	enum window_group group;
+	uint32_t window_s;
+	uint32_t max_stacks;
+	uint32_t history_mb;
+	const char *listen;
+	const char *push_url;
+	const char *push_token_file;
+	const char *spool_dir;
+	uint32_t spool_mb;
+	const char *labels[EXPORT_MAX_LABELS];
+	size_t nlabels;
+	struct filter *filter;
+	struct appname_rules *rules;
+};
+
+/* What the agent's hooks reach. */
+struct outputs {
+	const struct pysamp_opts *o;
+	struct agent *agent;
+	struct serve *serve;
+	struct push *push;
+	struct export export;
 };
 
 static void on_signal(int sig)
 {
-	(void)sig;
-	exiting = 1;
+	if (sig == SIGHUP)
+		reloading = 1;
+	else
+		exiting = 1;
 }
 
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: pysamp-bpf {-p PID[,PID...] | --all} [-F HZ] [-d SECONDS] [-o FILE] [-v]\n"
-		"                  [--threads] [--merge]\n"
+		"Usage: pysamp-bpf {-p PID[,PID...] | --all} [options]\n"
 		"\n"
-		"Sample the on-CPU Python stacks of running CPython processes (2.7, 3.6-3.13+) "
-		"from\n"
-		"the kernel with eBPF and print them as folded stacks (flamegraph.pl input).\n"
+		"Sample the on-CPU Python stacks of running CPython processes (2.7, 3.6-3.13+) from\n"
+		"the kernel with eBPF; print them as folded stacks (flamegraph.pl input), serve\n"
+		"them over HTTP, and push them to a Pyroscope-compatible collector.\n"
 		"\n"
+		"Targets:\n"
 		"  -p, --pid PID[,PID...]   processes to profile (repeatable); their forks too\n"
-		"      --all                every Python process on the host, including those\n"
-		"                           started (exec) or forked while profiling\n"
+		"      --all                every Python process on the host, now and later\n"
+		"                           (exec, fork; containers included)\n"
+		"      --include SPEC       with --all, profile only matching processes; SPEC is\n"
+		"                           comm:GLOB, app:GLOB, cgroup:GLOB, pid:N[,N] or\n"
+		"                           container:ID-PREFIX (repeatable: any may match)\n"
+		"      --exclude SPEC       never profile matching processes (repeatable)\n"
+		"      --app-name RULE      name processes: GLOB=NAME matched against the command\n"
+		"                           line (first match wins), or NAME for all; default:\n"
+		"                           derived from the command line (script, -m module)\n"
+		"Sampling:\n"
 		"  -F, --frequency HZ       samples per second per CPU (default %d)\n"
 		"  -d, --duration SECONDS   stop after this long (10, 1.5, 500ms, 2m); default:\n"
 		"                           until Ctrl-C, SIGTERM, or (-p) every target has exited\n"
-		"  -o, --output FILE        write folded stacks to FILE (default stdout)\n"
+		"      --window SECONDS     profile window: pushed and served as a unit (default 10)\n"
+		"      --max-stacks N       unique stacks per window before the rarest are folded\n"
+		"                           into [pruned] (default 20000)\n"
+		"      --history-memory MB  memory for past windows; the oldest are merged beyond\n"
+		"                           it (default 64)\n"
+		"Output:\n"
+		"  -o, --output FILE        at exit (and on SIGHUP) write folded stacks to FILE\n"
+		"                           (default stdout at exit)\n"
 		"      --threads            add a 'thread TID' frame under the process frame\n"
-		"      --merge              merge processes: root frame is the command name only\n"
+		"      --group HOW          root frame: process ('COMM [PID]', default), comm, app,\n"
+		"                           none\n"
+		"      --merge              same as --group comm\n"
+		"      --listen [ADDR:]PORT serve GET / (folded; ?seconds=, pid=, app=, group=),\n"
+		"                           /metrics (Prometheus) and /healthz (default address\n"
+		"                           127.0.0.1)\n"
+		"      --push URL           send every window to a Pyroscope ingest API (our\n"
+		"                           pysamp-collector or Grafana Pyroscope)\n"
+		"      --push-token-file F  bearer token for --push (re-read on SIGHUP)\n"
+		"      --spool-dir DIR      keep unsent windows on disk too (survives restarts)\n"
+		"      --spool-memory MB    memory for unsent windows (default 64)\n"
+		"      --label KEY=VALUE    extra label on pushed profiles (repeatable)\n"
 		"  -v, --verbose            report sampler statistics at exit; -vv for debug logs\n"
 		"  -h, --help               this help\n"
 		"      --version            print the version\n"
 		"\n"
-		"Output: one line per unique stack, 'COMM [PID];frame;...;frame COUNT', root "
-		"first,\n"
-		"frames as 'qualname (file:line)'. Needs root (CAP_BPF, CAP_PERFMON, "
+		"Signals: SIGINT/SIGTERM stop, push the last window and write the output; SIGHUP\n"
+		"rewrites -o FILE and re-reads the token file. Needs root (CAP_BPF, CAP_PERFMON,\n"
 		"CAP_SYS_PTRACE).\n",
 		DEFAULT_HZ);
 }
 
 static int parse_args(int argc, char **argv, struct pysamp_opts *o)
 {
-	enum { OPT_THREADS = 256, OPT_MERGE, OPT_VERSION, OPT_ALL };
+	enum {
+		OPT_THREADS = 256,
+		OPT_MERGE,
+		OPT_VERSION,
+		OPT_ALL,
+		OPT_INCLUDE,
+		OPT_EXCLUDE,
+		OPT_APP_NAME,
+		OPT_WINDOW,
+		OPT_MAX_STACKS,
+		OPT_HISTORY_MEM,
+		OPT_GROUP,
+		OPT_LISTEN,
+		OPT_PUSH,
+		OPT_PUSH_TOKEN,
+		OPT_SPOOL_DIR,
+		OPT_SPOOL_MEM,
+		OPT_LABEL,
+	};
 	static const struct option longopts[] = {
 		{ "pid", required_argument, NULL, 'p' },
 		{ "frequency", required_argument, NULL, 'F' },
@@ -86,13 +161,37 @@ static int parse_args(int argc, char **argv, struct pysamp_opts *o)
 		{ "threads", no_argument, NULL, OPT_THREADS },
 		{ "merge", no_argument, NULL, OPT_MERGE },
 		{ "all", no_argument, NULL, OPT_ALL },
+		{ "include", required_argument, NULL, OPT_INCLUDE },
+		{ "exclude", required_argument, NULL, OPT_EXCLUDE },
+		{ "app-name", required_argument, NULL, OPT_APP_NAME },
+		{ "window", required_argument, NULL, OPT_WINDOW },
+		{ "max-stacks", required_argument, NULL, OPT_MAX_STACKS },
+		{ "history-memory", required_argument, NULL, OPT_HISTORY_MEM },
+		{ "group", required_argument, NULL, OPT_GROUP },
+		{ "listen", required_argument, NULL, OPT_LISTEN },
+		{ "push", required_argument, NULL, OPT_PUSH },
+		{ "push-token-file", required_argument, NULL, OPT_PUSH_TOKEN },
+		{ "spool-dir", required_argument, NULL, OPT_SPOOL_DIR },
+		{ "spool-memory", required_argument, NULL, OPT_SPOOL_MEM },
+		{ "label", required_argument, NULL, OPT_LABEL },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, OPT_VERSION },
 		{ NULL, 0, NULL, 0 },
 	};
+	char msg[256];
 	int c, err;
 
 	o->hz = DEFAULT_HZ;
+	o->window_s = 10;
+	o->max_stacks = 20000;
+	o->history_mb = 64;
+	o->spool_mb = 64;
+	o->filter = filter__new();
+	o->rules = appname_rules__new();
+	if (!o->filter || !o->rules) {
+		log_error("out of memory");
+		return -ENOMEM;
+	}
 	while ((c = getopt_long(argc, argv, "p:F:d:o:vh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'p':
@@ -131,7 +230,87 @@ static int parse_args(int argc, char **argv, struct pysamp_opts *o)
 			o->threads = true;
 			break;
 		case OPT_MERGE:
-			o->merge = true;
+			o->group = WINDOW_GROUP_COMM;
+			break;
+		case OPT_GROUP:
+			if (!strcmp(optarg, "process"))
+				o->group = WINDOW_GROUP_PROCESS;
+			else if (!strcmp(optarg, "comm"))
+				o->group = WINDOW_GROUP_COMM;
+			else if (!strcmp(optarg, "app"))
+				o->group = WINDOW_GROUP_APP;
+			else if (!strcmp(optarg, "none"))
+				o->group = WINDOW_GROUP_NONE;
+			else {
+				log_error("invalid --group '%s': expected process, comm, app or none",
+					  optarg);
+				return -EINVAL;
+			}
+			break;
+		case OPT_INCLUDE:
+		case OPT_EXCLUDE:
+			if (filter__add(o->filter, c == OPT_INCLUDE, optarg, msg, sizeof(msg))) {
+				log_error("invalid --%s: %s", c == OPT_INCLUDE ? "include" : "exclude",
+					  msg);
+				return -EINVAL;
+			}
+			break;
+		case OPT_APP_NAME:
+			if (appname_rules__add(o->rules, optarg)) {
+				log_error("invalid --app-name '%s': expected GLOB=NAME or NAME, with a "
+					  "NAME of [A-Za-z0-9_./-]",
+					  optarg);
+				return -EINVAL;
+			}
+			break;
+		case OPT_WINDOW:
+			if (parse_u32(optarg, 1, 3600, &o->window_s)) {
+				log_error("invalid --window '%s': expected 1-3600 seconds", optarg);
+				return -EINVAL;
+			}
+			break;
+		case OPT_MAX_STACKS:
+			if (parse_u32(optarg, 100, 10000000, &o->max_stacks)) {
+				log_error("invalid --max-stacks '%s': expected 100-10000000", optarg);
+				return -EINVAL;
+			}
+			break;
+		case OPT_HISTORY_MEM:
+			if (parse_u32(optarg, 1, 1 << 20, &o->history_mb)) {
+				log_error("invalid --history-memory '%s': expected MB, 1-1048576",
+					  optarg);
+				return -EINVAL;
+			}
+			break;
+		case OPT_SPOOL_MEM:
+			if (parse_u32(optarg, 1, 1 << 20, &o->spool_mb)) {
+				log_error("invalid --spool-memory '%s': expected MB, 1-1048576",
+					  optarg);
+				return -EINVAL;
+			}
+			break;
+		case OPT_LISTEN:
+			o->listen = optarg;
+			break;
+		case OPT_PUSH:
+			o->push_url = optarg;
+			break;
+		case OPT_PUSH_TOKEN:
+			o->push_token_file = optarg;
+			break;
+		case OPT_SPOOL_DIR:
+			o->spool_dir = optarg;
+			break;
+		case OPT_LABEL:
+			if (o->nlabels == EXPORT_MAX_LABELS) {
+				log_error("too many --label options (at most %d)", EXPORT_MAX_LABELS);
+				return -EINVAL;
+			}
+			if (export_check_label(optarg, msg, sizeof(msg))) {
+				log_error("invalid --label: %s", msg);
+				return -EINVAL;
+			}
+			o->labels[o->nlabels++] = optarg;
 			break;
 		case OPT_ALL:
 			o->all = true;
@@ -156,12 +335,17 @@ static int parse_args(int argc, char **argv, struct pysamp_opts *o)
 		log_error("no process given: use -p PID or --all (see --help)");
 		return -EINVAL;
 	}
+	if ((o->push_token_file || o->spool_dir || o->nlabels) && !o->push_url) {
+		log_error("--push-token-file, --spool-dir and --label need --push URL");
+		return -EINVAL;
+	}
 	return 0;
 }
 
-static int write_output(const struct pysamp_opts *o, const struct stacks *st)
+/* Everything the agent collected (its whole history), rooted as --group says. */
+static int write_stacks(const struct pysamp_opts *o, const struct stacks *st)
 {
-	char tmp[4096];
+	char tmp[PATH_MAX];
 	FILE *f;
 	int err;
 
@@ -191,15 +375,119 @@ static int write_output(const struct pysamp_opts *o, const struct stacks *st)
 	return err;
 }
 
+static int write_output(const struct pysamp_opts *o, const struct agent *a)
+{
+	struct window_query q = { .group = o->group };
+	struct stacks *st = stacks__new();
+	int64_t from, until;
+	int err;
+
+	err = st ? agent_query(a, 0, INT64_MAX, true, &q, st, &from, &until) : -ENOMEM;
+	if (err)
+		log_error("cannot gather the profile: %s", strerror(-err));
+	else
+		err = write_stacks(o, st);
+	stacks__free(st);
+	return err;
+}
+
+/* Hooks: run on the agent's loop. */
+static void on_window(void *ctx, const struct window *w)
+{
+	struct outputs *out = ctx;
+
+	if (out->push)
+		export_window(&out->export, w);
+}
+
+static void on_tick(void *ctx)
+{
+	struct outputs *out = ctx;
+
+	if (out->serve)
+		(void)serve__poll(out->serve);
+	if (out->push)
+		(void)push__poll(out->push);
+	if (reloading) {
+		reloading = 0;
+		log_info("SIGHUP: reloading");
+		if (out->push)
+			(void)push__reload(out->push);
+		if (out->o->output)
+			(void)write_output(out->o, out->agent);
+	}
+}
+
+static int open_outputs(struct outputs *out, struct pysamp_opts *o, struct agent *a)
+{
+	char err[512] = "";
+	char host[256] = "unknown";
+
+	out->o = o;
+	out->agent = a;
+	if (o->push_url) {
+		struct push_opts po = {
+			.url = o->push_url,
+			.token_file = o->push_token_file,
+			.spool_dir = o->spool_dir,
+			.spool_mem_bytes = (size_t)o->spool_mb << 20,
+			.user_agent = "pysamp-bpf/" PYSAMP_VERSION,
+		};
+		struct export_opts eo = {
+			.sample_rate = o->hz,
+			.host = host,
+			.labels = o->labels,
+			.nlabels = o->nlabels,
+		};
+
+		out->push = push__new(&po, err, sizeof(err));
+		if (!out->push) {
+			log_error("--push %s: %s", o->push_url, err);
+			return -EINVAL;
+		}
+		if (gethostname(host, sizeof(host) - 1))
+			snprintf(host, sizeof(host), "unknown");
+		host[sizeof(host) - 1] = '\0';
+		eo.push = out->push;
+		export_init(&out->export, &eo);
+	}
+	if (o->listen) {
+		struct serve_opts so = {
+			.listen = o->listen,
+			.agent = a,
+			.push = out->push,
+			.export = out->push ? &out->export : NULL,
+		};
+
+		out->serve = serve__new(&so, err, sizeof(err));
+		if (!out->serve) {
+			log_error("--listen %s: %s", o->listen, err);
+			return -EINVAL;
+		}
+		log_info("serving on port %u: GET / (folded), /metrics, /healthz",
+			 serve__port(out->serve));
+	}
+	return 0;
+}
+
+static void close_outputs(struct outputs *out)
+{
+	serve__free(out->serve);
+	push__free(out->push);
+	memset(out, 0, sizeof(*out));
+}
+
 int main(int argc, char **argv)
 {
 	struct pysamp_opts opts;
+	struct outputs outs;
 	struct agent_opts ao;
 	struct agent agent;
 	struct sigaction sa;
 	int err;
 
 	memset(&opts, 0, sizeof(opts));
+	memset(&outs, 0, sizeof(outs));
 	memset(&agent, 0, sizeof(agent));
 	err = parse_args(argc, argv, &opts);
 	if (err)
@@ -219,7 +507,13 @@ int main(int argc, char **argv)
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN); /* a reader going away is an error return, not a death */
 
+	/* Outputs first: a bad address or collector URL fails before any BPF work. */
+	err = open_outputs(&outs, &opts, &agent);
+	if (err)
+		goto cleanup;
 	ao = (struct agent_opts){
 		.pids = opts.pids,
 		.npids = opts.npids,
@@ -228,7 +522,14 @@ int main(int argc, char **argv)
 		.duration_ms = opts.duration_ms,
 		.verbose = opts.verbose,
 		.threads = opts.threads,
-		.merge = opts.merge,
+		.window_ms = opts.window_s * 1000,
+		.max_stacks = opts.max_stacks,
+		.history_bytes = (size_t)opts.history_mb << 20,
+		.filter = opts.filter,
+		.rules = opts.rules,
+		.on_window = on_window,
+		.on_tick = on_tick,
+		.hook_ctx = &outs,
 	};
 	err = agent_start(&agent, &ao);
 	if (err)
@@ -236,10 +537,23 @@ int main(int argc, char **argv)
 	err = agent_run(&agent, &exiting);
 	if (err)
 		goto cleanup;
-	err = write_output(&opts, agent.st);
+	if (outs.push) {
+		int left = push__flush(outs.push, FLUSH_MS);
+
+		if (left > 0)
+			log_warn("push: %d profile(s) not delivered at exit%s", left,
+				 opts.spool_dir ? " (kept in the spool directory)" : "");
+	}
+	if (!opts.listen && !opts.push_url)
+		err = write_output(&opts, &agent);
+	else if (opts.output)
+		err = write_output(&opts, &agent);
 	agent_report(&agent);
 cleanup:
+	close_outputs(&outs);
 	agent_release(&agent);
+	filter__free(opts.filter);
+	appname_rules__free(opts.rules);
 	free(opts.pids);
 	return err ? 1 : 0;
 }

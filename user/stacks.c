@@ -391,6 +391,11 @@ int stacks__add(struct stacks *st, const uint32_t *ids, size_t n, uint64_t count
 	return 0;
 }
 
+size_t stacks__nlabels(const struct stacks *st)
+{
+	return st->nlabels;
+}
+
 size_t stacks__nstacks(const struct stacks *st)
 {
 	return st->nrecs;
@@ -407,6 +412,18 @@ size_t stacks__bytes(const struct stacks *st)
 	       st->label_tab_cap * sizeof(*st->label_tab) + st->arena_bytes +
 	       st->recs_cap * sizeof(*st->recs) + st->stack_tab_cap * sizeof(*st->stack_tab) +
 	       st->frames_cap * sizeof(*st->frames);
+}
+
+int stacks__foreach(const struct stacks *st, stacks_visit_fn fn, void *arg)
+{
+	for (size_t i = 0; i < st->nrecs; i++) {
+		const struct stack_rec *r = &st->recs[i];
+		int ret = fn(st->frames + r->off, r->n, r->count, arg);
+
+		if (ret)
+			return ret;
+	}
+	return 0;
 }
 
 static void label_at(const struct stacks *st, uint32_t id, const char **p, size_t *len)

@@ -54,6 +54,9 @@ const char *stacks__label_bytes(const struct stacks *st, uint32_t id, size_t *le
 int stacks__add(struct stacks *st, const uint32_t *ids, size_t n, uint64_t count)
 	__attribute__((warn_unused_result));
 
+/* Number of labels interned (ids run from 0 to this minus one). */
+size_t stacks__nlabels(const struct stacks *st);
+
 /* Number of unique stacks recorded. */
 size_t stacks__nstacks(const struct stacks *st);
 
@@ -71,6 +74,12 @@ void stacks__clear(struct stacks *st);
  * Return 0 to continue, anything else to stop. It must not modify st.
  */
 typedef int (*stacks_visit_fn)(const uint32_t *ids, size_t n, uint64_t count, void *arg);
+
+/*
+ * Call fn for every stack in the order they were first added (cheap: no sorting). Returns 0
+ * after visiting all or the first non-zero value returned by fn.
+ */
+int stacks__foreach(const struct stacks *st, stacks_visit_fn fn, void *arg);
 
 /*
  * Call fn for every stack in a deterministic order that does not depend on insertion order:

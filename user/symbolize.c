@@ -175,6 +175,12 @@ void symbolizer__reset_ids(struct symbolizer *sy)
 	ktable_clear(&sy->frames);
 }
 
+void symbolizer__set_stacks(struct symbolizer *sy, struct stacks *st)
+{
+	sy->st = st;
+	ktable_clear(&sy->frames);
+}
+
 const struct symbolizer_stats *symbolizer__stats(const struct symbolizer *sy)
 {
 	return &sy->stats;

@@ -47,6 +47,9 @@ int symbolizer__frame(struct symbolizer *sy, const struct pysamp_frame *f, uint3
 /* Forget every cached label id (call after stacks__clear on the stacks). */
 void symbolizer__reset_ids(struct symbolizer *sy);
 
+/* Intern into st (borrowed) from now on; cached label ids are forgotten, code info is kept. */
+void symbolizer__set_stacks(struct symbolizer *sy, struct stacks *st);
+
 /* Counters since creation. Borrowed. */
 const struct symbolizer_stats *symbolizer__stats(const struct symbolizer *sy);
 

@@ -11,7 +11,6 @@ struct targets {
 	struct target **v;	/* slots: NULL or owned target */
 	size_t cap, n;
 	struct stacks *st;
-	bool merge;
 };
 
 static size_t slot_of(const struct targets *ts, pid_t pid)
@@ -30,14 +29,13 @@ static void target_free(struct target *t)
 	free(t);
 }
 
-struct targets *targets__new(struct stacks *st, bool merge)
+struct targets *targets__new(struct stacks *st)
 {
 	struct targets *ts = calloc(1, sizeof(*ts));
 
 	if (!ts)
 		return NULL;
 	ts->st = st;
-	ts->merge = merge;
 	return ts;
 }
 
@@ -49,20 +47,6 @@ void targets__free(struct targets *ts)
 		target_free(ts->v[i]);
 	free(ts->v);
 	free(ts);
-}
-
-static int label_root(struct targets *ts, struct target *t)
-{
-	char label[64];
-	int n;
-
-	if (ts->merge)
-		n = snprintf(label, sizeof(label), "%s", t->pp->comm);
-	else
-		n = snprintf(label, sizeof(label), "%s [%d]", t->pp->comm, (int)t->pp->pid);
-	if (n < 0)
-		return -EINVAL;
-	return stacks__intern(ts->st, label, strlen(label), &t->root_id);
 }
 
 static int grow(struct targets *ts)
@@ -113,11 +97,10 @@ int targets__add_take(struct targets *ts, struct pyproc *pp, struct target **out
 		target_free(t);
 		return -ENOMEM;
 	}
-	err = label_root(ts, t);
-	if (err) {
-		target_free(t);
-		return err;
-	}
+	t->meta.pid = pp->pid;
+	t->meta.nspid = pp->pid;
+	snprintf(t->meta.comm, sizeof(t->meta.comm), "%.16s", pp->comm);
+	snprintf(t->meta.app, sizeof(t->meta.app), "%s", "python");
 	for (j = slot_of(ts, pp->pid); ts->v[j]; j = (j + 1) & (ts->cap - 1))
 		;
 	ts->v[j] = t;
@@ -175,17 +158,13 @@ void targets__foreach(const struct targets *ts, targets_visit_fn fn, void *arg)
 			fn(ts->v[i], arg);
 }
 
-int targets__relabel(struct targets *ts)
+void targets__set_stacks(struct targets *ts, struct stacks *st)
 {
+	ts->st = st;
 	for (size_t i = 0; i < ts->cap; i++) {
-		int err;
-
 		if (!ts->v[i])
 			continue;
-		symbolizer__reset_ids(ts->v[i]->sy);
-		err = label_root(ts, ts->v[i]);
-		if (err)
-			return err;
+		symbolizer__set_stacks(ts->v[i]->sy, st);
+		ts->v[i]->win_gen = 0;
 	}
-	return 0;
 }

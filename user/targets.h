@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * targets.h - the set of profiled processes, by pid: each one's interpreter
- * description, symbolizer and root frame label.
+ * description, symbolizer and series metadata (names, pids, container).
  *
  * Owns its targets (and through them their pyproc and symbolizer); labels
- * are interned in a borrowed struct stacks. Not thread-safe.
+ * are interned in a borrowed struct stacks, which the caller may switch
+ * (targets__set_stacks) when it starts a new table. Not thread-safe.
  */
 #ifndef PYSAMP_TARGETS_H
 #define PYSAMP_TARGETS_H
@@ -17,18 +18,21 @@
 #include "pyproc.h"
 #include "stacks.h"
 #include "symbolize.h"
+#include "window.h"
 
 struct target {
 	struct pyproc *pp;	/* owned */
 	struct symbolizer *sy;	/* owned */
-	uint32_t root_id;	/* "COMM [PID]" (or "COMM" when merging) */
+	struct series_meta meta; /* set by the caller after adding */
+	uint64_t win_gen;	/* window generation root belongs to (0: none) */
+	uint32_t root;		/* series root label in that window */
 	uint64_t samples;	/* samples aggregated */
 };
 
 struct targets;
 
 /* Empty set labelling into st (borrowed). NULL with errno on failure. */
-struct targets *targets__new(struct stacks *st, bool merge);
+struct targets *targets__new(struct stacks *st);
 /* Free every target; accepts NULL. */
 void targets__free(struct targets *ts);
 
@@ -53,7 +57,10 @@ size_t targets__count(const struct targets *ts);
 typedef void (*targets_visit_fn)(struct target *t, void *arg);
 void targets__foreach(const struct targets *ts, targets_visit_fn fn, void *arg);
 
-/* Forget every cached label id (after stacks__clear) and re-intern roots. 0 or -errno. */
-int targets__relabel(struct targets *ts) __attribute__((warn_unused_result));
+/*
+ * Label into st (borrowed) from now on: every symbolizer forgets its cached label ids and every
+ * target's win_gen is reset to 0.
+ */
+void targets__set_stacks(struct targets *ts, struct stacks *st);
 
 #endif /* PYSAMP_TARGETS_H */

@@ -162,7 +162,7 @@ class TestSkip(Exception):
 # ---------------------------------------------------------------- folded stacks
 
 LABEL_RE = re.compile(r"^(.*) \((.*):(-?\d+)\)$")
-ROOT_PID_RE = re.compile(r"^(.*) \[(\d+)\]$")
+ROOT_PID_RE = re.compile(r"^(.*) \[(\d+)(?: ns:(\d+))?\]$")
 THREAD_RE = re.compile(r"^thread (\d+)$")
 NOLINE_RE = re.compile(r"^(.*) \(([^()]*)\)$")
 
@@ -204,6 +204,7 @@ class Stack(object):
         parts = text.split(";")
         self.root = parts[0]
         self.pid = None
+        self.nspid = None
         self.comm = self.root
         if not merge:
             m = ROOT_PID_RE.match(self.root)
@@ -211,6 +212,7 @@ class Stack(object):
                 self.errors.append("root frame is not 'COMM [PID]': %r" % self.root)
             else:
                 self.comm, self.pid = m.group(1), int(m.group(2))
+                self.nspid = int(m.group(3)) if m.group(3) else self.pid
         elif ROOT_PID_RE.match(self.root):
             self.errors.append("--merge root frame carries a PID: %r" % self.root)
         rest = parts[1:]
@@ -613,6 +615,29 @@ class Ctx(object):
         self.runs.append(run)
         return run
 
+    def start_agent(self, args, listen=True, timeout=60):
+        """Start pysamp-bpf with args (plus --listen 127.0.0.1:0 and -v); wait until it
+        samples. Returns the profile_async handle with "port" (None without listen)."""
+        argv = [PROFILER] + list(args) + ["-v"]
+        if listen:
+            argv += ["--listen", "127.0.0.1:0"]
+        h = self.profile_async(argv)
+        h["port"] = None
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            with open(h["err_path"], "rb") as f:
+                text = f.read().decode("utf-8", "replace")
+            m = re.search(r"serving on port (\d+)", text)
+            if m:
+                h["port"] = int(m.group(1))
+            if "sampling" in text and (h["port"] or not listen):
+                return h
+            if h["proc"].poll() is not None:
+                self.fail("agent exited (status %s) before sampling:\n%s" % (
+                    h["proc"].returncode, indent(tail(text, 20))))
+            time.sleep(0.1)
+        self.fail("agent not sampling after %d s" % timeout)
+
     def expect_success(self, run, threads=False, merge=False):
         """The run exited 0 and wrote well-formed folded stacks: its Profile."""
         if run.timed_out:
@@ -644,6 +669,54 @@ class Ctx(object):
             self.check(str(n) in run.stderr, "stderr does not name %r", str(n))
         for bad in ("AddressSanitizer", "runtime error:", "Segmentation fault"):
             self.check(bad not in run.stderr, "profiler stderr reports %r", bad)
+
+
+def http_get(port, path, method="GET", timeout=30, body=None, headers=None):
+    """(status, {header: value} lower-cased, body text) of one request to 127.0.0.1:port."""
+    import http.client
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        resp = conn.getresponse()
+        data = resp.read().decode("utf-8", "replace")
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, data
+    finally:
+        conn.close()
+
+
+PROM_LINE_RE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([a-zA-Z_][a-zA-Z0-9_]*="[^"\\]*"'
+                          r'(,[a-zA-Z_][a-zA-Z0-9_]*="[^"\\]*")*)?\})? (-?[0-9.eE+-]+|NaN|[+-]Inf)$')
+
+
+def parse_prometheus(text):
+    """Prometheus text format 0.0.4: {(name, labels-string): value}; raises ValueError."""
+    out = {}
+    typed = set()
+    for line in text.splitlines():
+        if not line:
+            continue
+        if line.startswith("# HELP "):
+            continue
+        if line.startswith("# TYPE "):
+            parts = line.split()
+            if len(parts) != 4 or parts[3] not in ("counter", "gauge", "untyped", "summary", "histogram"):
+                raise ValueError("bad TYPE line %r" % line)
+            if parts[2] in typed:
+                raise ValueError("TYPE given twice for %s" % parts[2])
+            typed.add(parts[2])
+            continue
+        if line.startswith("#"):
+            continue
+        m = PROM_LINE_RE.match(line)
+        if not m:
+            raise ValueError("bad sample line %r" % line)
+        if m.group(1) not in typed:
+            raise ValueError("sample %s before its TYPE line" % m.group(1))
+        key = (m.group(1), m.group(3) or "")
+        if key in out:
+            raise ValueError("duplicate sample %r" % (key,))
+        out[key] = float(m.group(5))
+    return out
 
 
 def run_case(case, tmp_root, keep=False):

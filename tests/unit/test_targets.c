@@ -19,7 +19,7 @@ static struct pyproc *fake(pid_t pid)
 int main(void)
 {
 	struct stacks *st = stacks__new();
-	struct targets *ts = targets__new(st, false);
+	struct targets *ts = targets__new(st);
 	struct target *t = NULL;
 	static bool present[20000];
 	int bad = 0;
@@ -27,7 +27,9 @@ int main(void)
 	T_CHECK(ts != NULL);
 	T_CHECK_EQ_INT(targets__add_take(ts, fake(42), &t), 0);
 	T_CHECK(targets__get(ts, 42) == t);
-	T_CHECK_EQ_STR(stacks__label(st, t->root_id), "py [42]");
+	T_CHECK_EQ_INT(t->meta.pid, 42);
+	T_CHECK_EQ_STR(t->meta.comm, "py");
+	T_CHECK_EQ_INT(t->win_gen, 0);
 	T_CHECK_EQ_INT(targets__add_take(ts, fake(42), &t), -EEXIST);
 	T_CHECK(targets__get(ts, 43) == NULL);
 	targets__remove(ts, 43);
@@ -61,7 +63,17 @@ int main(void)
 		T_CHECK_EQ_INT(bad, 0);
 		T_CHECK_EQ_INT(targets__count(ts), n);
 	}
-	T_CHECK_EQ_INT(targets__relabel(ts), 0);
+	{
+		struct stacks *st2 = stacks__new();
+		struct target *t1 = targets__get(ts, 1) ? targets__get(ts, 1) : NULL;
+
+		if (t1)
+			t1->win_gen = 5;
+		targets__set_stacks(ts, st2);
+		T_CHECK(!t1 || t1->win_gen == 0);
+		targets__set_stacks(ts, st);
+		stacks__free(st2);
+	}
 	targets__free(ts);
 	stacks__free(st);
 	return T_DONE();

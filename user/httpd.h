@@ -1,0 +1,198 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * httpd.h - a small GET/HEAD-only HTTP server on libmicrohttpd, driven from the caller's loop.
+ *
+ * There is no thread: libmicrohttpd runs in "external polling" mode (epoll inside, so sockets
+ * above FD_SETSIZE are fine) and all network work, including calls to the handler, happens inside
+ * httpd__poll(), which never blocks. The handler may therefore read the caller's data without
+ * locks. Call httpd__poll() often (every 20 ms or so): nothing is accepted, read, answered or
+ * timed out in between.
+ *
+ * Untrusted input is bounded: connections (in total and per client address), request line plus
+ * headers, query arguments, response size, and time. A request with a body is refused without
+ * reading the body. Not thread-safe: one thread uses a given struct httpd.
+ */
+#ifndef PYSAMP_HTTPD_H
+#define PYSAMP_HTTPD_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "util.h"
+
+/* Room for "[v6-address]:port" and its NUL, as written by httpd_format_addr(). */
+#define HTTPD_ADDRSTRLEN 64
+
+/* One decoded query argument. value is "" for a bare "?flag" (and for "?flag="). */
+struct httpd_arg {
+	const char *key;
+	const char *value;
+};
+
+/*
+ * A request as the handler sees it. Every pointer is borrowed and valid only during the handler
+ * call. Strings are decoded (%XX, and '+' as ' ' in the query) and never contain a NUL byte.
+ */
+struct httpd_request {
+	const char *method;	      /* "GET" or "HEAD" (others never reach the handler) */
+	const char *path;	      /* decoded path, always starting with '/', e.g. "/metrics";
+					 * not normalised ("/a/../b" stays as is) */
+	const struct httpd_arg *args; /* query arguments in order; duplicates kept */
+	size_t nargs;
+	const char *peer; /* client address, "127.0.0.1:54321" or "[::1]:54321" */
+};
+
+/*
+ * A response, filled by the handler. httpd initialises it before the call:
+ *   status        200. Must end up in [200, 599], otherwise the client gets a 500.
+ *   content_type  NULL, meaning "text/plain; charset=utf-8". Any other value must stay valid
+ *                 until the handler returns (a string literal is the usual choice).
+ *   body          empty, with a cap (body.max) of max_response_bytes. The handler appends to it;
+ *                 httpd owns it, sends it without copying and frees it. For HEAD the body may be
+ *                 filled as for GET: only its length is sent.
+ *   extra_headers "" - optional "Name: value\r\n" lines (the last "\r\n" may be left out), for
+ *                 example "X-Pysamp-From: host1\r\n". Names must be HTTP tokens, values non-empty
+ *                 without control characters. Content-Type, Content-Length, Transfer-Encoding,
+ *                 Connection and Date are refused (httpd or libmicrohttpd sets them). A malformed
+ *                 line turns the response into a 500, so mistakes show up in tests.
+ *   err           0. Sticky error of httpd_response_add/_addf: the first failure is kept there and
+ *                 later appends do nothing. A handler appending with strbuf_add() directly sets
+ *                 err itself on failure. Non-zero err replaces the response by a 500:
+ *                 "response too large" for -E2BIG, else "internal error".
+ */
+struct httpd_response {
+	int status;
+	const char *content_type;
+	struct strbuf body;
+	char extra_headers[512];
+	int err;
+};
+
+/*
+ * Called for each GET or HEAD request that passed every check. Runs inside httpd__poll(); it must
+ * not call httpd__free() or httpd__poll() on the same server.
+ */
+typedef void (*httpd_handler_fn)(void *ctx, const struct httpd_request *req,
+				 struct httpd_response *resp);
+
+/* Settings for httpd__new(). Zero fields take the default in brackets. */
+struct httpd_opts {
+	const char *listen;	     /* see httpd_parse_listen() ["127.0.0.1:0" if NULL] */
+	httpd_handler_fn handler;    /* required */
+	void *ctx;		     /* passed to handler, borrowed */
+	uint32_t max_connections;    /* open connections in total [64]; more wait in the
+					 * listen backlog */
+	uint32_t per_ip_connections; /* open connections per client address [16]; more are
+					 * closed right after accept */
+	uint32_t timeout_s;		/* [10] a connection idle this long is closed; so is one whose
+					 * request line plus headers is still incomplete after twice
+					 * this (counted from accept or from the end of the previous
+					 * response), so a client trickling bytes cannot hold a slot */
+	size_t max_request_bytes;    /* request line + headers [16 KiB], at most 1 MiB. Larger:
+					 * 414 or 431, or libmicrohttpd closes the connection */
+	size_t max_response_bytes;   /* body cap [256 MiB]; over it the client gets a 500 */
+	uint32_t max_args;	     /* query arguments [16], at most 4096; more get a 400 */
+};
+
+/*
+ * Counters since httpd__new(). Responses are counted by class when queued, including the few
+ * error replies libmicrohttpd sends itself (missing Host header, oversized headers, malformed
+ * header lines) once a request line was read. A request line too long to be read at all gets
+ * libmicrohttpd's 414 and shows up only in connections.
+ */
+struct httpd_stats {
+	uint64_t requests; /* request lines read (every method, before any check) */
+	uint64_t responses_2xx;
+	uint64_t responses_3xx;
+	uint64_t responses_4xx;
+	uint64_t responses_5xx;
+	uint64_t rejected_method;    /* 405: method other than GET and HEAD */
+	uint64_t rejected_size;	     /* 413 request body, 414/431 request too large,
+					 * 400 too many query arguments */
+	uint64_t rejected_malformed; /* other 400s: bad request target or escape, bad headers */
+	uint64_t closed_slow;		/* connections cut for a request head slower than 2 x timeout_s */
+	uint64_t connections;	     /* connections accepted */
+};
+
+struct httpd;
+
+/*
+ * Parse a listen address into *ss and *len (for bind()). Accepted forms:
+ *   "ADDR:PORT"    ADDR a numeric IPv4 address or "localhost" (127.0.0.1)
+ *   "[V6]:PORT"    a numeric IPv6 address without zone ("[::]" listens on IPv4 too)
+ *   ":PORT", "PORT" 127.0.0.1
+ * PORT is decimal in [0, 65535] as parse_u32() reads it; 0 means any free port. No host name
+ * lookups. Returns 0, or -EINVAL for NULL or malformed input (then *ss and *len are unchanged).
+ */
+int httpd_parse_listen(const char *spec, struct sockaddr_storage *ss, socklen_t *len)
+	__attribute__((warn_unused_result));
+
+/*
+ * Write an AF_INET or AF_INET6 address as "1.2.3.4:80" or "[::1]:80" into buf, NUL-terminated
+ * (HTTPD_ADDRSTRLEN bytes always suffice). Returns 0, -EAFNOSUPPORT for other families, or
+ * -ENOSPC when buf is too small (then buf holds "" if len > 0).
+ */
+int httpd_format_addr(const struct sockaddr *sa, char *buf, size_t len)
+	__attribute__((warn_unused_result));
+
+/*
+ * Split a request target into a decoded path and query arguments (used by the server; exposed
+ * for tests and fuzzing). target is origin-form ("/path?query") or absolute-form
+ * ("http://host:port/path?query", scheme case-insensitive; the path defaults to "/").
+ *
+ * The target may not contain bytes below 0x21 or 0x7f. '%' must be followed by two hex digits,
+ * and no escape may decode to NUL. In the query, '+' decodes to ' ', arguments are separated by
+ * '&', empty ones ("a&&b") are skipped, and the first '=' splits key from value. A '#' is an
+ * ordinary byte.
+ *
+ * Decoded strings are written into buf, which needs strlen(target) + 1 bytes; *path, args[i].key
+ * and args[i].value point into buf (or to a static ""). At most maxargs arguments are stored.
+ *
+ * Returns 0 with *path, args[0..*nargs) set; -EINVAL for a malformed target; -E2BIG when there
+ * are more than maxargs arguments; -ENOSPC when buf is too small. On failure the outputs and buf
+ * hold nothing useful.
+ */
+int httpd_parse_target(const char *target, char *buf, size_t buflen, const char **path,
+		       struct httpd_arg *args, size_t maxargs, size_t *nargs)
+	__attribute__((warn_unused_result));
+
+/*
+ * Bind, listen and start serving with o->handler. Returns the server (free with httpd__free()),
+ * or NULL with errno set (EINVAL for bad options, else the socket error) and a message in err
+ * (errlen bytes, may be 0), e.g. "cannot listen on 127.0.0.1:9999: Address already in use".
+ * o is copied; o->listen may be freed after the call.
+ */
+struct httpd *httpd__new(const struct httpd_opts *o, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+
+/* Close every connection and the listening socket, and free h. Accepts NULL. */
+void httpd__free(struct httpd *h);
+
+/*
+ * Do all pending network work without blocking: accept, read, call the handler, write, and
+ * close timed-out connections. Returns 0, or -EINVAL for a NULL h. Errors on single
+ * connections close them and are not reported here.
+ */
+int httpd__poll(struct httpd *h) __attribute__((warn_unused_result));
+
+/* The bound port (the actual one when listening on port 0). */
+uint16_t httpd__port(const struct httpd *h);
+
+/* Counters, borrowed and updated in place until httpd__free(). */
+const struct httpd_stats *httpd__stats(const struct httpd *h);
+
+/* The value of the first argument named key, or NULL when there is none. Borrowed from req. */
+const char *httpd_arg(const struct httpd_request *req, const char *key);
+
+/*
+ * Append to resp->body. Once an append fails, resp->err keeps the first error and later calls
+ * return it without appending, so a handler may append unchecked and look at resp->err (or the
+ * return value) only where stopping early saves work. Return 0 or the sticky -errno (-E2BIG past
+ * max_response_bytes, -ENOMEM).
+ */
+int httpd_response_add(struct httpd_response *resp, const void *data, size_t len);
+int httpd_response_addf(struct httpd_response *resp, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+#endif /* PYSAMP_HTTPD_H */

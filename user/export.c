@@ -178,7 +178,7 @@ void export_window(struct export *e, const struct window *w)
 			.body = body.buf,
 			.len = body.len,
 		};
-		if (push__enqueue(e->o.push, &it))
+		if (e->o.enqueue(e->o.ctx, &it))
 			e->enqueue_failures++;
 		else
 			e->items++;

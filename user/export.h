@@ -9,7 +9,8 @@
  * Pyroscope's limits (at most 15,000 stacks, rarer ones folded into "[pruned]"; lines at most
  * 60 KiB; bodies at most 4 MiB).
  *
- * struct export is an embedded value owned by main(); it borrows the push queue.
+ * struct export is an embedded value owned by main(); items go to an enqueue callback (the push
+ * queue's push__enqueue in the agent, a recorder in tests).
  */
 #ifndef PYSAMP_EXPORT_H
 #define PYSAMP_EXPORT_H
@@ -22,8 +23,12 @@
 
 #define EXPORT_MAX_LABELS 16
 
+/* Takes a copy of *it (as push__enqueue does). 0 or -errno. */
+typedef int (*export_enqueue_fn)(void *ctx, const struct push_item *it);
+
 struct export_opts {
-	struct push *push;	/* borrowed */
+	export_enqueue_fn enqueue;
+	void *ctx;
 	uint32_t sample_rate;	/* Hz */
 	const char *host;	/* host label value (sanitised here) */
 	const char *const *labels; /* extra "key=value" labels, checked with export_check_label */

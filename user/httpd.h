@@ -85,7 +85,7 @@ struct httpd_opts {
 					 * listen backlog */
 	uint32_t per_ip_connections; /* open connections per client address [16]; more are
 					 * closed right after accept */
-	uint32_t timeout_s;		/* [10] a connection idle this long is closed; so is one whose
+	uint32_t timeout_s;	     /* [10] a connection idle this long is closed; so is one whose
 					 * request line plus headers is still incomplete after twice
 					 * this (counted from accept or from the end of the previous
 					 * response), so a client trickling bytes cannot hold a slot */
@@ -111,8 +111,8 @@ struct httpd_stats {
 	uint64_t rejected_size;	     /* 413 request body, 414/431 request too large,
 					 * 400 too many query arguments */
 	uint64_t rejected_malformed; /* other 400s: bad request target or escape, bad headers */
-	uint64_t closed_slow;		/* connections cut for a request head slower than 2 x timeout_s */
-	uint64_t connections;	     /* connections accepted */
+	uint64_t closed_slow; /* connections cut for a request head slower than 2 x timeout_s */
+	uint64_t connections; /* connections accepted */
 };
 
 struct httpd;

@@ -418,6 +418,11 @@ static void on_tick(void *ctx)
 	}
 }
 
+static int enqueue_push(void *ctx, const struct push_item *it)
+{
+	return push__enqueue(ctx, it);
+}
+
 static int open_outputs(struct outputs *out, struct pysamp_opts *o, struct agent *a)
 {
 	char err[512] = "";
@@ -448,7 +453,8 @@ static int open_outputs(struct outputs *out, struct pysamp_opts *o, struct agent
 		if (gethostname(host, sizeof(host) - 1))
 			snprintf(host, sizeof(host), "unknown");
 		host[sizeof(host) - 1] = '\0';
-		eo.push = out->push;
+		eo.enqueue = enqueue_push;
+		eo.ctx = out->push;
 		export_init(&out->export, &eo);
 	}
 	if (o->listen) {

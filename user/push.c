@@ -470,8 +470,8 @@ fail:
 static int spool_load(struct push *p, struct entry *e, const char **why)
 {
 	unsigned char b[SPOOL_HDR];
-	struct spool_hdr h;
-	uint64_t fsize, sum;
+	struct spool_hdr h = { 0 };
+	uint64_t fsize = 0, sum;
 	char *data = NULL;
 	int fd, err;
 
@@ -643,7 +643,7 @@ static int spool_scan(struct push *p)
 	uint64_t *seqs = NULL, seq, fsize = 0, corrupt = 0;
 	size_t n = 0, cap = 0;
 	struct dirent *de;
-	struct spool_hdr h;
+	struct spool_hdr h = { 0 };
 	const char *why;
 	DIR *d = NULL;
 	int fd, err = 0;

@@ -5,8 +5,10 @@
  *
  * Items are queued in memory (capped), overflow to an optional disk spool (capped), and are sent
  * in enqueue order, one request at a time. Network failures, timeouts, 408, 429 and 5xx keep the
- * item at the head and back off (1 s doubling to 60 s, +-20% jitter); other 4xx drop it. Nothing
- * here blocks except push__flush(), which is meant for exit.
+ * item at the head and back off (1 s doubling to 60 s, +-20% jitter); other 4xx drop it. Only
+ * push__flush(), meant for exit, waits on the network; spool files are read and written
+ * synchronously (one item at a time, by push__enqueue() on overflow and push__poll() before
+ * sending a spooled item).
  *
  * Spool directory: one file per item, "<20-digit sequence>.push", written to a temporary name
  * and renamed; files are validated (header, sizes, checksum) before use, and bad ones are deleted

@@ -1092,6 +1092,30 @@ static void test_handler_responses(struct httpd *h)
 	T_CHECK_EQ_INT(s1.responses_5xx - s0.responses_5xx, 6);
 }
 
+/* A client that hangs up in the middle of a large body: no SIGPIPE, server keeps serving. */
+static void test_client_abort(struct httpd *h)
+{
+	struct client c;
+	struct reply r;
+	uint64_t end;
+
+	T_CHECK(client_open(h, &c, "127.0.0.1", httpd__port(h)));
+	T_CHECK(client_sends(h, &c, "GET /big?n=33554432 HTTP/1.1\r\nHost: t\r\n\r\n"));
+	end = mono_ms() + WAIT_MS;
+	while (c.in.len < 256 * 1024 && !c.eof && mono_ms() < end) {
+		T_CHECK_EQ_INT(httpd__poll(h), 0);
+		if (client_fill(&c) == 0)
+			nap();
+	}
+	T_CHECK(c.in.len >= 256 * 1024);
+	T_CHECK(c.in.len < 33554432);
+	/* close with unread data: the kernel answers the server's next send with RST */
+	client_close(&c);
+	pump(h, NULL, 100);
+	T_CHECK_EQ_INT(exchange(h, "GET /after-abort HTTP/1.1\r\nHost: t\r\n\r\n", false, &r), 200);
+	reply_release(&r);
+}
+
 static void test_response_cap(void)
 {
 	struct httpd_opts o = { .max_response_bytes = 10000 };
@@ -1328,6 +1352,7 @@ int main(void)
 		test_limits(h, &t);
 		test_malformed(h);
 		test_handler_responses(h);
+		test_client_abort(h);
 		printf("test_httpd: stats: requests %llu 2xx %llu 3xx %llu 4xx %llu 5xx %llu "
 		       "method %llu size %llu malformed %llu slow %llu conns %llu\n",
 		       (unsigned long long)httpd__stats(h)->requests,

@@ -1,14 +1,51 @@
 #!/bin/sh
 # SPDX-License-Identifier: BSD-2-Clause
-# `make run`: start tests/demo.py and profile it for a few seconds with the
-# freshly built agent, printing its folded stacks (and a summary on stderr).
+# `make run`: start the agent on every Python process of this host (--all) with
+# its HTTP endpoint (--listen), start a demo Python program so there is
+# something to see, print where to look and a first profile, then keep
+# profiling until Ctrl-C (or DEMO_SECONDS, when set).
 set -eu
 cd "$(dirname "$0")/.."
 py=${PYTHON:-python3}
-secs=${SECONDS_TO_PROFILE:-5}
-"$py" tests/demo.py $((secs + 5)) &
-pid=$!
-trap 'kill $pid 2>/dev/null || true' EXIT INT TERM
-sleep 1
-echo "profiling $py (pid $pid) for $secs s at 99 Hz: ./pysamp-bpf -p $pid -d $secs -v" >&2
-./pysamp-bpf -p "$pid" -d "$secs" -v
+port=${PORT:-4041}
+secs=${DEMO_SECONDS:-0}
+"$py" tests/demo.py 100000000 &
+demo=$!
+agent=
+cleanup() {
+	kill "$demo" 2>/dev/null || true
+	[ -n "$agent" ] && kill -INT "$agent" 2>/dev/null && wait "$agent" 2>/dev/null || true
+}
+trap cleanup EXIT
+trap 'exit 0' INT TERM
+echo "make run: ./pysamp-bpf --all --listen 127.0.0.1:$port" >&2
+./pysamp-bpf --all --listen "127.0.0.1:$port" &
+agent=$!
+i=0
+until curl -sf "http://127.0.0.1:$port/healthz" >/dev/null 2>&1; do
+	i=$((i + 1))
+	if [ $i -gt 100 ] || ! kill -0 "$agent" 2>/dev/null; then
+		echo "make run: the agent did not start" >&2
+		exit 1
+	fi
+	sleep 0.1
+done
+cat >&2 <<MSG
+
+pysamp-bpf is profiling every Python process on this host (demo: pid $demo).
+Where to look:
+  curl -s 'http://127.0.0.1:$port/?seconds=60' | flamegraph.pl > profile.svg
+  curl -s 'http://127.0.0.1:$port/?group=app'          last 10 s, by application
+  curl -s 'http://127.0.0.1:$port/?pid=$demo'           one process
+  curl -s http://127.0.0.1:$port/metrics               the agent's counters (Prometheus)
+First profile in 10 s; Ctrl-C stops.
+
+MSG
+sleep 10
+echo "--- curl -s 'http://127.0.0.1:$port/?seconds=10' | head" >&2
+curl -s "http://127.0.0.1:$port/?seconds=10" | head -n 8
+if [ "$secs" -gt 0 ]; then
+	sleep "$secs"
+else
+	wait "$agent"
+fi

@@ -2,12 +2,13 @@
 """--all: a fleet of Python processes of every interpreter, some started
 before the agent, some after it (exec events), some forked from a profiled
 process (fork events), renamed ones among them: every one is profiled under
-its own pid with its own function."""
+its own pid with its own function, and under its own application name
+(fleet_member, or gunicorn for the renamed ones), read back over --listen."""
 import os
 import signal
 import time
 
-from itest import HZ, INTERPRETERS, PROFILER, exclusive
+from itest import HZ, INTERPRETERS, exclusive, http_get
 
 PER_INTERP = 3  # 10 interpreters -> 30 processes, plus forked children
 
@@ -20,8 +21,10 @@ def _start(ctx, it, i, late):
         args.append("--fork")
     if i == 2:
         prefix = ["bash", "-c", 'exec -a gunicorn "$@"', "bash", it.path]
-    return ctx.target("fleet_member.py", args, name="m_" + tag.replace(".", "_"), interp=it,
-                      argv_prefix=prefix)
+    t = ctx.target("fleet_member.py", args, name="m_" + tag.replace(".", "_"), interp=it,
+                   argv_prefix=prefix)
+    t.want_app = "gunicorn" if prefix else "fleet_member"
+    return t
 
 
 @exclusive
@@ -33,13 +36,21 @@ def all_fleet(ctx, interp):
     for t in early:
         t.wait_ready()
     out = os.path.join(ctx.tmp, "all.folded")
-    run_proc = ctx.profile_async([PROFILER, "--all", "-F", str(HZ), "-o", out, "-v"])
-    time.sleep(3)  # the agent has scanned /proc and is sampling
+    run_proc = ctx.start_agent(["--all", "-F", str(HZ), "-o", out])
     late = [_start(ctx, it, i, True) for it in interps for i in range(PER_INTERP)]
     late += [_start(ctx, it, 1, False) for it in interps]  # forking ones start late too
     for t in late:
         t.wait_ready()
     time.sleep(6)
+    wrong = []
+    for t in early + late:
+        want = t.want_app
+        st, _, body = http_get(run_proc["port"], "/?seconds=30&group=app&pid=%d" % t.pid)
+        apps = sorted(set(l.split(";")[0] for l in body.splitlines() if l.strip()))
+        if st != 200 or apps != [want]:
+            wrong.append("%s (pid %d): %s, want %s" % (t.name, t.pid, apps, want))
+    ctx.check(not wrong, "%d fleet processes under the wrong application name: %s",
+              len(wrong), "; ".join(wrong[:8]))
     run = ctx.profile_async_stop(run_proc, signal.SIGINT)
     truths = [t.stop() for t in early + late]
     prof = ctx.expect_success(run)

@@ -37,7 +37,8 @@ def labels_namespaces_names(ctx, interp):
         ctx.fail("unshare (util-linux) is not installed")
     # In its own PID and mount namespace: unshare forks, the child (PID 1 inside) runs Python.
     ns = Service(ctx, "ns_service", interp,
-                 argv_prefix=["unshare", "--pid", "--mount", "--fork", "--mount-proc", interp.path])
+                 argv_prefix=["unshare", "--pid", "--mount", "--fork", "--mount-proc",
+                              "--kill-child", interp.path])
     renamed = Service(ctx, "renamed_service", interp,
                       argv_prefix=["bash", "-c", 'exec -a myworker "$@"', "bash", interp.path])
     ruled = Service(ctx, "ruled_service", interp)
@@ -71,6 +72,11 @@ def labels_namespaces_names(ctx, interp):
     ctx.check(not prof.for_pid(excluded.pid), "--exclude app:excluded_* was profiled")
     run = ctx.profile_async_stop(h, signal.SIGTERM)
     ctx.check(run.rc == 0, "agent exit status %s", run.rc)
+    if inner:
+        try:
+            os.kill(inner, signal.SIGKILL)
+        except OSError:
+            pass
 
 
 @single

@@ -64,6 +64,7 @@ struct conn {
 	int fd;
 	uint64_t since_ms; /* start of the wait for the current request head */
 	char *target;	   /* raw request target of the current request, owned */
+	size_t held;	   /* body bytes of the queued response, in httpd.inflight */
 	char peer[HTTPD_ADDRSTRLEN];
 };
 
@@ -73,6 +74,8 @@ struct httpd {
 	void *ctx;
 	size_t max_request;
 	size_t max_response;
+	size_t max_inflight;
+	size_t inflight; /* sum of conn.held */
 	uint32_t max_args;
 	uint64_t deadline_ms;
 	uint16_t port;
@@ -465,6 +468,8 @@ static enum MHD_Result queue_take(struct httpd *h, struct MHD_Connection *c, str
 	MHD_destroy_response(r); /* dropped our reference; the connection holds its own */
 	if (ret == MHD_YES) {
 		cn->answered = true;
+		cn->held = len;
+		h->inflight += len;
 		count_response(h, status);
 	}
 	return ret;
@@ -514,6 +519,19 @@ static enum MHD_Result reject_body(struct httpd *h, struct MHD_Connection *c, st
 			   "request body not accepted: send GET or HEAD without a body\n");
 }
 
+/* 503 with Retry-After, for max_inflight_bytes. */
+static enum MHD_Result queue_busy(struct httpd *h, struct MHD_Connection *c, struct conn *cn)
+{
+	static const char msg[] = "server busy: too many large responses in flight, retry\n";
+	static const char retry[] = "Retry-After: 1\r\n";
+	char *body = strdup(msg);
+
+	if (!body)
+		return MHD_NO;
+	return queue_take(h, c, cn, MHD_HTTP_SERVICE_UNAVAILABLE, TEXT_PLAIN, body, sizeof(msg) - 1,
+			  retry, sizeof(retry), false);
+}
+
 /* Run the handler and queue its response (or a 500 in its place). */
 static enum MHD_Result run_handler(struct httpd *h, struct MHD_Connection *c, struct conn *cn,
 				   struct httpd_request *req)
@@ -541,6 +559,14 @@ static enum MHD_Result run_handler(struct httpd *h, struct MHD_Connection *c, st
 			log_warn("httpd: handler for \"%s\" gave status %d", cn->target,
 				 resp.status);
 		return queue_error(h, c, cn, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal error\n");
+	}
+	if (h->inflight &&
+	    (h->inflight >= h->max_inflight || resp.body.len > h->max_inflight - h->inflight)) {
+		strbuf_release(&resp.body);
+		h->stats.rejected_busy++;
+		log_debug("httpd: %zu response bytes held, refusing %zu more for \"%s\"",
+			  h->inflight, resp.body.len, cn->target);
+		return queue_busy(h, c, cn);
 	}
 	ctype = resp.content_type ? resp.content_type : TEXT_PLAIN;
 	body = strbuf_detach(&resp.body, &len);
@@ -690,6 +716,9 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
 				h->stats.rejected_size++;
 		}
 	}
+	/* libmicrohttpd destroys the response right after this call */
+	h->inflight -= cn->held;
+	cn->held = 0;
 	free(cn->target);
 	cn->target = NULL;
 	cn->head_done = false;
@@ -709,6 +738,7 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
 	if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
 		cn = *socket_context;
 		if (cn) {
+			h->inflight -= cn->held; /* 0 unless on_completed was skipped */
 			free(cn->target);
 			memset(cn, 0, sizeof(*cn));
 		}
@@ -754,19 +784,6 @@ static __attribute__((format(printf, 2, 0))) void on_mhd_log(void *cls, const ch
 
 /* ---- lifecycle ---- */
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 struct httpd *httpd__new(const struct httpd_opts *o, char *err, size_t errlen)
 {
@@ -781,14 +798,14 @@ struct httpd *httpd__new(const struct httpd_opts *o, char *err, size_t errlen)
 	socklen_t sslen;
 	int e;
 
-	set_err(err, errlen, "%s", "");
+	set_errf(err, errlen, "%s", "");
 	if (!o || !o->handler) {
-		set_err(err, errlen, "no request handler");
+		set_errf(err, errlen, "no request handler");
 		errno = EINVAL;
 		return NULL;
 	}
 	if (httpd_parse_listen(listen_spec, &ss, &sslen)) {
-		set_err(err, errlen,
+		set_errf(err, errlen,
 			"invalid listen address \"%s\" (want ADDR:PORT, [V6]:PORT or PORT)",
 			listen_spec);
 		errno = EINVAL;
@@ -801,7 +818,7 @@ struct httpd *httpd__new(const struct httpd_opts *o, char *err, size_t errlen)
 	timeout_s = o->timeout_s ? o->timeout_s : DEFAULT_TIMEOUT_S;
 	if (o->max_request_bytes > MAX_MAX_REQUEST || o->max_args > MAX_MAX_ARGS ||
 	    timeout_s > MAX_TIMEOUT_S || max_conn > 65536) {
-		set_err(err, errlen, "httpd limits out of range");
+		set_errf(err, errlen, "httpd limits out of range");
 		errno = EINVAL;
 		return NULL;
 	}
@@ -813,6 +830,9 @@ struct httpd *httpd__new(const struct httpd_opts *o, char *err, size_t errlen)
 	h->ctx = o->ctx;
 	h->max_request = o->max_request_bytes ? o->max_request_bytes : DEFAULT_MAX_REQUEST;
 	h->max_response = o->max_response_bytes ? o->max_response_bytes : DEFAULT_MAX_RESPONSE;
+	h->max_inflight = o->max_inflight_bytes;
+	if (!h->max_inflight)
+		h->max_inflight = h->max_response > SIZE_MAX / 2 ? SIZE_MAX : 2 * h->max_response;
 	h->max_args = o->max_args ? o->max_args : DEFAULT_MAX_ARGS;
 	/* Past libmicrohttpd's idle timeout, so silent connections are its to close. */
 	h->deadline_ms = (uint64_t)timeout_s * 2000;
@@ -845,16 +865,17 @@ struct httpd *httpd__new(const struct httpd_opts *o, char *err, size_t errlen)
 		MHD_OPTION_STRICT_FOR_CLIENT, (int)1,	/* 400 for HTTP/1.1 without Host */
 		MHD_OPTION_URI_LOG_CALLBACK, on_uri, (void *)h,
 		MHD_OPTION_NOTIFY_COMPLETED, (MHD_RequestCompletedCallback)on_completed, (void *)h,
-		MHD_OPTION_NOTIFY_CONNECTION, (MHD_NotifyConnectionCallback)on_connection, (void *)h,
+		MHD_OPTION_NOTIFY_CONNECTION,
+			(MHD_NotifyConnectionCallback)on_connection, (void *)h,
 		MHD_OPTION_END);
 	/* clang-format on */
 	if (!h->d) {
 		/* libmicrohttpd leaves the bind()/listen() errno in place; its log says more. */
 		e = errno ? errno : EADDRNOTAVAIL;
 		if (errno)
-			set_err(err, errlen, "cannot listen on %s: %s", addr, strerror(e));
+			set_errf(err, errlen, "cannot listen on %s: %s", addr, strerror(e));
 		else
-			set_err(err, errlen, "cannot listen on %s: %s", addr,
+			set_errf(err, errlen, "cannot listen on %s: %s", addr,
 				h->last_log[0] ? h->last_log : "libmicrohttpd failed to start");
 		httpd__free(h);
 		errno = e;
@@ -866,7 +887,7 @@ struct httpd *httpd__new(const struct httpd_opts *o, char *err, size_t errlen)
 
 enomem:
 	httpd__free(h);
-	set_err(err, errlen, "cannot start http server on %s: %s", addr, strerror(ENOMEM));
+	set_errf(err, errlen, "cannot start http server on %s: %s", addr, strerror(ENOMEM));
 	errno = ENOMEM;
 	return NULL;
 }

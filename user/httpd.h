@@ -9,8 +9,16 @@
  * timed out in between.
  *
  * Untrusted input is bounded: connections (in total and per client address), request line plus
- * headers, query arguments, response size, and time. A request with a body is refused without
- * reading the body. Not thread-safe: one thread uses a given struct httpd.
+ * headers, query arguments, time, and response bytes (per response and held in total). A request
+ * with a body is refused without reading the body. Keep-alive and pipelining work; a connection
+ * is closed after HTTP/1.0 requests without keep-alive and after refused bodies.
+ *
+ * Replies httpd sends itself are short text/plain bodies ending in "\n". libmicrohttpd answers
+ * some protocol errors on its own, before httpd sees the request, with its small HTML bodies:
+ * 400 (malformed request line or header, HTTP/1.1 without Host), 414/431 (request larger than
+ * its per-connection buffer), 505 (HTTP version). It also sends an interim "100 Continue" to a
+ * bodiless request that carries "Expect: 100-continue". Not thread-safe: one thread uses a given
+ * struct httpd.
  */
 #ifndef PYSAMP_HTTPD_H
 #define PYSAMP_HTTPD_H
@@ -78,28 +86,39 @@ typedef void (*httpd_handler_fn)(void *ctx, const struct httpd_request *req,
 
 /* Settings for httpd__new(). Zero fields take the default in brackets. */
 struct httpd_opts {
-	const char *listen;	     /* see httpd_parse_listen() ["127.0.0.1:0" if NULL] */
-	httpd_handler_fn handler;    /* required */
-	void *ctx;		     /* passed to handler, borrowed */
-	uint32_t max_connections;    /* open connections in total [64]; more wait in the
-					 * listen backlog */
-	uint32_t per_ip_connections; /* open connections per client address [16]; more are
-					 * closed right after accept */
-	uint32_t timeout_s;	     /* [10] a connection idle this long is closed; so is one whose
-					 * request line plus headers is still incomplete after twice
-					 * this (counted from accept or from the end of the previous
-					 * response), so a client trickling bytes cannot hold a slot */
-	size_t max_request_bytes;    /* request line + headers [16 KiB], at most 1 MiB. Larger:
-					 * 414 or 431, or libmicrohttpd closes the connection */
-	size_t max_response_bytes;   /* body cap [256 MiB]; over it the client gets a 500 */
-	uint32_t max_args;	     /* query arguments [16], at most 4096; more get a 400 */
+	const char *listen;	  /* see httpd_parse_listen() ["127.0.0.1:0" if NULL] */
+	httpd_handler_fn handler; /* required */
+	void *ctx;		  /* passed to handler, borrowed */
+	/* open connections in total [64]; more wait in the listen backlog */
+	uint32_t max_connections;
+	/* open connections per client address [16]; more are closed right after accept */
+	uint32_t per_ip_connections;
+	/*
+	 * [10] a connection idle this long is closed; so is one whose request line plus headers
+	 * is still incomplete after twice this (counted from accept or from the end of the
+	 * previous response), so a client trickling bytes cannot hold a slot
+	 */
+	uint32_t timeout_s;
+	/*
+	 * request line + headers [16 KiB], at most 1 MiB. Larger: 414 or 431 from httpd, or from
+	 * libmicrohttpd (or a closed connection) when far larger
+	 */
+	size_t max_request_bytes;
+	/* body cap [256 MiB]; a handler going over it makes the reply a 500 */
+	size_t max_response_bytes;
+	/*
+	 * bodies held for all connections together until sent [2 x max_response_bytes]; a reply
+	 * that would go over it becomes a 503 with Retry-After (one always fits when none is held)
+	 */
+	size_t max_inflight_bytes;
+	/* query arguments [16], at most 4096; more get a 400 */
+	uint32_t max_args;
 };
 
 /*
- * Counters since httpd__new(). Responses are counted by class when queued, including the few
- * error replies libmicrohttpd sends itself (missing Host header, oversized headers, malformed
- * header lines) once a request line was read. A request line too long to be read at all gets
- * libmicrohttpd's 414 and shows up only in connections.
+ * Counters since httpd__new(). Responses are counted by class when queued, including the error
+ * replies libmicrohttpd sends itself once a request line was read. A request line too long to be
+ * read at all gets libmicrohttpd's 414 and shows up only in connections.
  */
 struct httpd_stats {
 	uint64_t requests; /* request lines read (every method, before any check) */
@@ -107,10 +126,11 @@ struct httpd_stats {
 	uint64_t responses_3xx;
 	uint64_t responses_4xx;
 	uint64_t responses_5xx;
-	uint64_t rejected_method;    /* 405: method other than GET and HEAD */
-	uint64_t rejected_size;	     /* 413 request body, 414/431 request too large,
-					 * 400 too many query arguments */
-	uint64_t rejected_malformed; /* other 400s: bad request target or escape, bad headers */
+	uint64_t rejected_method; /* 405: method other than GET and HEAD */
+	/* 413 request body, 414/431 request too large, 400 too many query arguments */
+	uint64_t rejected_size;
+	uint64_t rejected_malformed; /* other 400s: bad target or escape, bad headers, no Host */
+	uint64_t rejected_busy;	     /* 503: max_inflight_bytes reached */
 	uint64_t closed_slow; /* connections cut for a request head slower than 2 x timeout_s */
 	uint64_t connections; /* connections accepted */
 };

@@ -118,19 +118,6 @@ struct push {
 
 /* ---- small helpers ---- */
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 static int64_t now_ms(void)
 {
@@ -771,34 +758,34 @@ static int spool_open_dir(struct push *p, char *err, size_t errlen)
 
 	ret = mkdir_p(p->spool_dir);
 	if (ret) {
-		set_err(err, errlen, "cannot create spool directory \"%s\": %s", p->spool_dir,
+		set_errf(err, errlen, "cannot create spool directory \"%s\": %s", p->spool_dir,
 			strerror(-ret));
 		return ret;
 	}
 	p->dir_fd = open(p->spool_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (p->dir_fd < 0) {
 		ret = -errno;
-		set_err(err, errlen, "cannot open spool directory \"%s\": %s", p->spool_dir,
+		set_errf(err, errlen, "cannot open spool directory \"%s\": %s", p->spool_dir,
 			strerror(-ret));
 		return ret;
 	}
 	p->lock_fd = openat(p->dir_fd, SPOOL_LOCK, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (p->lock_fd < 0) {
 		ret = -errno;
-		set_err(err, errlen, "cannot create \"%s/" SPOOL_LOCK "\": %s", p->spool_dir,
+		set_errf(err, errlen, "cannot create \"%s/" SPOOL_LOCK "\": %s", p->spool_dir,
 			strerror(-ret));
 		return ret;
 	}
 	if (flock(p->lock_fd, LOCK_EX | LOCK_NB)) {
 		ret = errno == EWOULDBLOCK ? -EBUSY : -errno;
-		set_err(err, errlen, "spool directory \"%s\" is in use by another process%s%s",
+		set_errf(err, errlen, "spool directory \"%s\" is in use by another process%s%s",
 			p->spool_dir, ret == -EBUSY ? "" : ": ",
 			ret == -EBUSY ? "" : strerror(-ret));
 		return ret;
 	}
 	ret = spool_scan(p);
 	if (ret)
-		set_err(err, errlen, "cannot read spool directory \"%s\": %s", p->spool_dir,
+		set_errf(err, errlen, "cannot read spool directory \"%s\": %s", p->spool_dir,
 			strerror(-ret));
 	return ret;
 }
@@ -911,19 +898,19 @@ static int url_prepare(struct push *p, const char *url, char *err, size_t errlen
 	/* Parse any scheme, so that "ftp://..." gets the precise error below. */
 	uc = curl_url_set(u, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME);
 	if (uc) {
-		set_err(err, errlen, "malformed URL: %s", curl_url_strerror(uc));
+		set_errf(err, errlen, "malformed URL: %s", curl_url_strerror(uc));
 		ret = uc == CURLUE_OUT_OF_MEMORY ? -ENOMEM : -EINVAL;
 		goto out;
 	}
 	if (curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) ||
 	    (strcasecmp(scheme, "http") != 0 && strcasecmp(scheme, "https") != 0)) {
-		set_err(err, errlen, "unsupported URL scheme '%s' (http or https only)",
+		set_errf(err, errlen, "unsupported URL scheme '%s' (http or https only)",
 			scheme ? scheme : "");
 		ret = -EPROTONOSUPPORT;
 		goto out;
 	}
 	if (curl_url_get(u, CURLUPART_HOST, &host, 0) || !*host) {
-		set_err(err, errlen, "the URL has no host");
+		set_errf(err, errlen, "the URL has no host");
 		ret = -EINVAL;
 		goto out;
 	}
@@ -964,7 +951,7 @@ static int url_prepare(struct push *p, const char *url, char *err, size_t errlen
 	}
 out:
 	if (ret == -ENOMEM)
-		set_err(err, errlen, "out of memory");
+		set_errf(err, errlen, "out of memory");
 	strbuf_release(&sb);
 	curl_free(scheme);
 	curl_free(host);
@@ -995,14 +982,14 @@ static int curl_setup(struct push *p, char *err, size_t errlen)
 	CURLcode rc = CURLE_OK;
 
 	if (curl_global_init(CURL_GLOBAL_DEFAULT)) {
-		set_err(err, errlen, "cannot initialise libcurl");
+		set_errf(err, errlen, "cannot initialise libcurl");
 		return -ENOMEM;
 	}
 	p->curl_global = true;
 	p->multi = curl_multi_init();
 	p->easy = curl_easy_init();
 	if (!p->multi || !p->easy) {
-		set_err(err, errlen, "out of memory");
+		set_errf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
 #define SETOPT(opt, val)                                                                           \
@@ -1025,7 +1012,7 @@ static int curl_setup(struct push *p, char *err, size_t errlen)
 		SETOPT(CURLOPT_USERAGENT, p->user_agent);
 #undef SETOPT
 	if (rc != CURLE_OK) {
-		set_err(err, errlen, "cannot configure libcurl: %s", curl_easy_strerror(rc));
+		set_errf(err, errlen, "cannot configure libcurl: %s", curl_easy_strerror(rc));
 		return rc == CURLE_OUT_OF_MEMORY ? -ENOMEM : -EINVAL;
 	}
 	return 0;
@@ -1036,15 +1023,15 @@ struct push *push__new(const struct push_opts *o, char *err, size_t errlen)
 	struct push *p;
 	int ret;
 
-	set_err(err, errlen, "%s", "");
+	set_errf(err, errlen, "%s", "");
 	if (!o || !o->url || (o->spool_dir && !*o->spool_dir)) {
-		set_err(err, errlen, "%s", o && o->url ? "empty spool directory name" : "no URL");
+		set_errf(err, errlen, "%s", o && o->url ? "empty spool directory name" : "no URL");
 		errno = EINVAL;
 		return NULL;
 	}
 	p = calloc(1, sizeof(*p));
 	if (!p) {
-		set_err(err, errlen, "out of memory");
+		set_errf(err, errlen, "out of memory");
 		errno = ENOMEM;
 		return NULL;
 	}
@@ -1067,7 +1054,7 @@ struct push *push__new(const struct push_opts *o, char *err, size_t errlen)
 	if ((o->token_file && !(p->token_file = strdup(o->token_file))) ||
 	    (o->user_agent && !(p->user_agent = strdup(o->user_agent))) ||
 	    (o->spool_dir && !(p->spool_dir = strdup(o->spool_dir)))) {
-		set_err(err, errlen, "out of memory");
+		set_errf(err, errlen, "out of memory");
 		ret = -ENOMEM;
 		goto fail;
 	}
@@ -1077,7 +1064,7 @@ struct push *push__new(const struct push_opts *o, char *err, size_t errlen)
 	if (p->token_file) {
 		ret = token_read(p->token_file, &p->token);
 		if (ret) {
-			set_err(err, errlen, "token file \"%s\": %s", p->token_file,
+			set_errf(err, errlen, "token file \"%s\": %s", p->token_file,
 				token_strerror(ret));
 			goto fail;
 		}

@@ -112,4 +112,10 @@ int parse_duration_ms(const char *s, uint64_t *ms) __attribute__((warn_unused_re
  */
 int parse_pid_list(const char *s, int **pids, size_t *n) __attribute__((warn_unused_result));
 
+/*
+ * Format a one-line error message into err (errlen bytes, always NUL-terminated, truncated to
+ * fit). Does nothing when err is NULL or errlen is 0, so callers may pass (NULL, 0).
+ */
+void set_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 #endif /* PYSAMP_UTIL_H */

@@ -79,8 +79,12 @@ static void client_close(struct client *c)
 	strbuf_release(&c->in);
 }
 
-/* Connect to addr:port (numeric, "127.0.0.1" or "::1"), polling h until done. */
-static bool client_open(struct httpd *h, struct client *c, const char *addr, uint16_t port)
+/*
+ * Connect to addr:port (numeric, "127.0.0.1" or "::1"), polling h until done. rcvbuf > 0 sets
+ * SO_RCVBUF first, so that a client that does not read stalls the server's send quickly.
+ */
+static bool client_open_rcvbuf(struct httpd *h, struct client *c, const char *addr, uint16_t port,
+			       int rcvbuf)
 {
 	struct sockaddr_storage ss;
 	socklen_t len;
@@ -108,6 +112,8 @@ static bool client_open(struct httpd *h, struct client *c, const char *addr, uin
 	c->fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (c->fd < 0)
 		return false;
+	if (rcvbuf > 0 && setsockopt(c->fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf)))
+		goto fail;
 	if (connect(c->fd, (struct sockaddr *)&ss, len) == 0)
 		return true;
 	if (errno != EINPROGRESS)
@@ -126,6 +132,11 @@ static bool client_open(struct httpd *h, struct client *c, const char *addr, uin
 fail:
 	client_close(c);
 	return false;
+}
+
+static bool client_open(struct httpd *h, struct client *c, const char *addr, uint16_t port)
+{
+	return client_open_rcvbuf(h, c, addr, port, 0);
 }
 
 /* Read what is available into c->in: 1 got bytes, 0 nothing yet, -1 closed or reset. */
@@ -1141,6 +1152,56 @@ static void test_response_cap(void)
 	httpd__free(h);
 }
 
+/* Bodies held for slow readers are capped in total: a 503 until the slow reader catches up. */
+static void test_inflight(void)
+{
+	struct httpd_opts o = { .max_response_bytes = 8 << 20, .max_inflight_bytes = 12 << 20 };
+	static const char big[] = "GET /big?n=8388608 HTTP/1.1\r\nHost: t\r\n\r\n";
+	struct tctx t = { 0 };
+	struct httpd *h = start(&o, &t);
+	struct client a;
+	struct reply r;
+	char v[64];
+
+	T_CHECK(h != NULL);
+	if (!h)
+		return;
+	/* a asks for 8 MiB and reads nothing: the kernel buffers take only part of it */
+	T_CHECK(client_open_rcvbuf(h, &a, "127.0.0.1", httpd__port(h), 4096));
+	T_CHECK(client_sends(h, &a, big));
+	pump(h, NULL, 200);
+
+	/* another 8 MiB would pass 12 MiB: 503; a small one still fits */
+	T_CHECK_EQ_INT(exchange(h, big, false, &r), 503);
+	T_CHECK_EQ_STR(r.body.buf, "server busy: too many large responses in flight, retry\n");
+	T_CHECK_EQ_STR(reply_header(&r, "Retry-After", v, sizeof(v)), "1");
+	reply_release(&r);
+	T_CHECK_EQ_INT(exchange(h, "GET /big?n=1000 HTTP/1.1\r\nHost: t\r\n\r\n", false, &r), 200);
+	T_CHECK_EQ_INT(r.body.len, 1000);
+	reply_release(&r);
+	T_CHECK_EQ_INT(httpd__stats(h)->rejected_busy, 1);
+
+	/* a reads its reply (with a normal window now); once complete the 8 MiB are released */
+	T_CHECK_EQ_INT(setsockopt(a.fd, SOL_SOCKET, SO_RCVBUF, &(int){ 1 << 20 }, sizeof(int)), 0);
+	T_CHECK_EQ_INT(client_reply(h, &a, false, &r), 200);
+	T_CHECK_EQ_INT(r.body.len, 8 << 20);
+	reply_release(&r);
+	pump(h, NULL, 20);
+	for (int i = 0; i < 2; i++) {
+		T_CHECK_EQ_INT(exchange(h, big, false, &r), 200);
+		T_CHECK_EQ_INT(r.body.len, 8 << 20);
+		reply_release(&r);
+	}
+	/* while a keeps its connection open */
+	T_CHECK(client_sends(h, &a, big));
+	T_CHECK_EQ_INT(client_reply(h, &a, false, &r), 200);
+	reply_release(&r);
+	client_close(&a);
+	T_CHECK_EQ_INT(httpd__stats(h)->rejected_busy, 1);
+	T_CHECK_EQ_INT(httpd__stats(h)->responses_5xx, 1);
+	httpd__free(h);
+}
+
 static void test_slow_clients(void)
 {
 	struct httpd_opts o = { .timeout_s = 1 };
@@ -1368,6 +1429,7 @@ int main(void)
 		httpd__free(h);
 	}
 	test_response_cap();
+	test_inflight();
 	test_slow_clients();
 	test_connection_limits();
 	test_ipv6();

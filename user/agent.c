@@ -336,7 +336,7 @@ static int try_add(struct agent *a, pid_t pid, char *why, size_t whylen)
 			return -ECANCELED;
 		}
 	}
-	pp = pyproc__new(pid, why, whylen);
+	pp = pyproc__new_cached(pid, &a->verdicts, why, whylen);
 	if (!pp)
 		return -errno;
 	if (!filtering && procinfo_read(pid, a->opts.rules, &pi)) {
@@ -686,6 +686,9 @@ void agent_report(struct agent *a)
 		(unsigned long long)a->procs_filtered, "history_windows", a->hist.n,
 		"history_bytes", a->hist.bytes, "history_compactions",
 		(unsigned long long)a->hist.compactions);
+	fprintf(stderr, "  %-22s %llu of %llu\n", "non_python_file_hits",
+		(unsigned long long)a->verdicts.hits,
+		(unsigned long long)(a->verdicts.hits + a->verdicts.misses));
 	targets__foreach(a->targets, report_target, NULL);
 }
 
@@ -695,6 +698,7 @@ void agent_release(struct agent *a)
 	targets__free(a->targets);
 	window__free(a->cur);
 	history_release(&a->hist);
+	pyproc_verdicts_release(&a->verdicts);
 	free(a->ids);
 	free(a->pending);
 	free(a->dying);

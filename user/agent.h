@@ -56,6 +56,7 @@ struct agent {
 	int64_t next_seal_ms;	/* wall clock end of cur */
 	uint64_t serial;	/* last series_meta.serial handed out */
 	struct targets *targets;
+	struct pyproc_verdicts verdicts; /* files known to hold no interpreter */
 	struct pending *pending;
 	size_t npending, cap_pending;
 	pid_t *dying;		/* exited targets, removed once their samples are in */

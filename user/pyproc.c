@@ -365,7 +365,70 @@ static int describe(struct pyproc *pp, const struct elf_file *ef, const struct c
 	return 0;
 }
 
+static size_t verdict_slot(const struct pyproc_verdicts *v, const struct procmap *m)
+{
+	uint64_t h = (m->inode ^ ((uint64_t)m->dev_major << 40) ^ ((uint64_t)m->dev_minor << 20)) *
+		     0x9e3779b97f4a7c15ULL;
+	size_t i = (size_t)(h >> 32) & (v->cap - 1);
+
+	while (v->v[i].inode && (v->v[i].inode != m->inode || v->v[i].dev_major != m->dev_major ||
+				 v->v[i].dev_minor != m->dev_minor))
+		i = (i + 1) & (v->cap - 1);
+	return i;
+}
+
+static bool verdict_known(struct pyproc_verdicts *v, const struct procmap *m)
+{
+	bool hit;
+
+	if (!v || !v->cap)
+		return false;
+	hit = v->v[verdict_slot(v, m)].inode != 0;
+	if (hit)
+		v->hits++;
+	return hit;
+}
+
+static void verdict_add(struct pyproc_verdicts *v, const struct procmap *m)
+{
+	size_t i;
+
+	if (!v)
+		return;
+	v->misses++;
+	if (!v->cap || v->n >= PYPROC_VERDICTS_MAX) {
+		/* Allocate, or start over: the table never grows past its bound. */
+		free(v->v);
+		v->cap = 2 * PYPROC_VERDICTS_MAX;
+		v->n = 0;
+		v->v = calloc(v->cap, sizeof(*v->v));
+		if (!v->v) {
+			v->cap = 0;
+			return;
+		}
+	}
+	i = verdict_slot(v, m);
+	if (v->v[i].inode)
+		return;
+	v->v[i].inode = m->inode;
+	v->v[i].dev_major = m->dev_major;
+	v->v[i].dev_minor = m->dev_minor;
+	v->n++;
+}
+
+void pyproc_verdicts_release(struct pyproc_verdicts *v)
+{
+	free(v->v);
+	memset(v, 0, sizeof(*v));
+}
+
 struct pyproc *pyproc__new(pid_t pid, char *why, size_t whylen)
+{
+	return pyproc__new_cached(pid, NULL, why, whylen);
+}
+
+struct pyproc *pyproc__new_cached(pid_t pid, struct pyproc_verdicts *verdicts, char *why,
+				  size_t whylen)
 {
 	struct candidate *cands = NULL;
 	struct procmaps maps;
@@ -401,15 +464,21 @@ struct pyproc *pyproc__new(pid_t pid, char *why, size_t whylen)
 		"(no object defines PyCode_Type and Py_Initialize)",
 		ncand);
 	for (size_t i = 0; i < ncand; i++) {
-		struct elf_file *ef = open_mapped(pid, cands[i].first);
+		struct elf_file *ef;
 
+		if (verdict_known(verdicts, cands[i].first))
+			continue;
+		ef = open_mapped(pid, cands[i].first);
 		if (!ef) {
-			if (errno != ENOEXEC)
+			if (errno == ENOEXEC)
+				verdict_add(verdicts, cands[i].first); /* not ELF */
+			else
 				log_debug("pid %d: cannot open '%s': %s", (int)pid,
 					  cands[i].first->path, strerror(errno));
 			continue;
 		}
 		if (!defines_interpreter(ef)) {
+			verdict_add(verdicts, cands[i].first);
 			elf_file__free(ef);
 			continue;
 		}

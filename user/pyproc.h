@@ -49,6 +49,33 @@ struct pyproc {
 struct pyproc *pyproc__new(pid_t pid, char *why, size_t whylen);
 
 /*
+ * Files known not to hold an interpreter, by (device, inode) as /proc/PID/maps gives them, so
+ * that an exec storm of non-Python programs (each inspected a few times after its exec) does
+ * not parse libc's and every other library's symbol table again and again. Bounded: past
+ * PYPROC_VERDICTS_MAX entries it starts over. Owned by the caller; not thread-safe.
+ */
+#define PYPROC_VERDICTS_MAX 4096
+
+struct pyproc_verdicts {
+	struct pyproc_verdict_key {
+		uint64_t inode;
+		uint32_t dev_major, dev_minor;
+	} *v; /* open addressing, inode 0 = empty */
+	size_t cap, n;
+	uint64_t hits, misses;
+};
+
+/* Release the table; v may be reused (it is a zeroed value when initialised). */
+void pyproc_verdicts_release(struct pyproc_verdicts *v);
+
+/*
+ * As pyproc__new, skipping the mapped files verdicts says hold no interpreter and recording
+ * the ones found to hold none. verdicts may be NULL.
+ */
+struct pyproc *pyproc__new_cached(pid_t pid, struct pyproc_verdicts *verdicts, char *why,
+				  size_t whylen);
+
+/*
  * The description of child, a fork of the process parent describes (same
  * memory layout). NULL with errno on failure. Free with pyproc__free.
  */

@@ -182,9 +182,12 @@ static void handle_folded(struct serve *s, const struct httpd_request *req,
 	err = out ? agent_query(a, from, until, open, &q, out, &got_from, &got_until) : -ENOMEM;
 	if (!err)
 		err = folded_write_buf(out, &r->body);
+	if (err == -E2BIG) {
+		r->err = err; /* httpd answers 500 "response too large" */
+		goto done;
+	}
 	if (err) {
-		reply_error(r, err == -E2BIG ? 413 : 500, "cannot build the profile: %s",
-			    strerror(-err));
+		reply_error(r, 500, "cannot build the profile: %s", strerror(-err));
 		goto done;
 	}
 	snprintf(r->extra_headers, sizeof(r->extra_headers),

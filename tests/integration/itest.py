@@ -615,10 +615,11 @@ class Ctx(object):
         self.runs.append(run)
         return run
 
-    def start_agent(self, args, listen=True, timeout=60):
-        """Start pysamp-bpf with args (plus --listen 127.0.0.1:0 and -v); wait until it
-        samples. Returns the profile_async handle with "port" (None without listen)."""
-        argv = [PROFILER] + list(args) + ["-v"]
+    def start_agent(self, args, listen=True, timeout=60, prefix=()):
+        """Start pysamp-bpf with args (plus --listen 127.0.0.1:0 and -v), under prefix (e.g.
+        valgrind); wait until it samples. Returns the profile_async handle with "port" (None
+        without listen)."""
+        argv = list(prefix) + [PROFILER] + list(args) + ["-v"]
         if listen:
             argv += ["--listen", "127.0.0.1:0"]
         h = self.profile_async(argv)

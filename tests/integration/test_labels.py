@@ -105,3 +105,59 @@ def labels_late_dlopen(ctx, interp):
     p.wait(30)
     run = ctx.profile_async_stop(h, signal.SIGTERM)
     ctx.check(run.rc == 0, "agent exit status %s", run.rc)
+
+
+@single
+def labels_other_root(ctx, interp):
+    """A process in its own PID and mount namespace whose root is another directory (as in a
+    container): its interpreter's path in /proc/PID/maps does not exist on the host, so the
+    agent must read the files through the process (map_files, /proc/PID/root)."""
+    static = "/usr/bin/python3.11"
+    if not os.access(static, os.X_OK) or not shutil.which("unshare"):
+        ctx.fail("needs Debian's %s and unshare" % static)
+    root = os.path.join(ctx.tmp, "rootfs")
+    for d in ("usr", "lib", "lib64", "bin", "proc", "tmp", "opt/app"):
+        if os.path.islink("/" + d):  # merged /usr: /lib -> usr/lib
+            os.symlink(os.readlink("/" + d), os.path.join(root, d))
+        else:
+            os.makedirs(os.path.join(root, d), exist_ok=True)
+    shutil.copy2(static, os.path.join(root, "opt/app/pyserver"))
+    with open(os.path.join(root, "tmp/contained_service.py"), "w") as f:
+        f.write("import time\ndef contained_hot():\n    x = 0\n    while True:\n"
+                "        x = (x * 31 + 7) & 0xffffff\ncontained_hot()\n")
+    binds = " && ".join("mount --bind /%s %s/%s" % (d, root, d) for d in ("usr", "lib", "lib64", "bin")
+                        if os.path.isdir("/" + d) and not os.path.islink("/" + d))
+    script = ("%s && mount -t proc proc %s/proc && exec chroot %s /opt/app/pyserver "
+              "/tmp/contained_service.py" % (binds, root, root))
+    p = subprocess.Popen(["unshare", "--pid", "--mount", "--fork", "--kill-child",
+                          "sh", "-c", script])
+    ctx._procs.append(p)
+    # argv[0] is not a python* name: the application is the program, "pyserver".
+    h = ctx.start_agent(["--all", "--include", "app:pyserver", "-F", str(HZ), "--window", "2"])
+    time.sleep(5)
+    inner = None
+    for _ in range(50):
+        kids = _children(p.pid)
+        if kids:
+            inner = kids[0]
+            break
+        time.sleep(0.1)
+    ctx.check(inner is not None, "no process under unshare (pid %d)", p.pid)
+    ctx.check(not os.path.exists("/opt/app/pyserver"), "/opt/app/pyserver exists on the host")
+    st, _, body = http_get(h["port"], "/?seconds=4")
+    prof = Profile(body)
+    if inner:
+        stacks = [s for s in prof.for_pid(inner) if s.has_label("contained_hot")]
+        ctx.check(stacks, "the process in another root (host pid %d) is not profiled:\n%s", inner,
+                  body[:300])
+        ctx.check(all(s.nspid == 1 for s in stacks), "root frames %s (want ns:1)",
+                  sorted(set(s.root for s in stacks))[:3])
+        ctx.check(all(s.has_label("contained_hot", "/tmp/contained_service.py") for s in stacks),
+                  "file names should be the process's own paths: %s", stacks[:1])
+    run = ctx.profile_async_stop(h, signal.SIGTERM)
+    ctx.check(run.rc == 0, "agent exit status %s", run.rc)
+    if inner:
+        try:
+            os.kill(inner, signal.SIGKILL)
+        except OSError:
+            pass

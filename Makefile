@@ -17,7 +17,7 @@ VMLINUX := vmlinux/$(ARCH)/vmlinux.h
 
 DEB_PACKAGES := clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config make gcc \
 	libc6-dev libclang-rt-14-dev valgrind python3 procps libmicrohttpd-dev \
-	libcurl4-openssl-dev curl util-linux
+	libcurl4-openssl-dev curl util-linux libsqlite3-dev sqlite3 libjson-c-dev
 
 ifeq ($(V),1)
 Q =
@@ -38,14 +38,21 @@ CLANG_BPF_SYS_INCLUDES := $(shell $(CLANG) -v -E - </dev/null 2>&1 \
 	| sed -n '/<...> search starts here:/,/End of search list./{ s| \(/.*\)|-idirafter \1|p }')
 # libbpf static; libelf, libz, libmicrohttpd (--listen) and libcurl (--push) dynamic.
 LIBBPF_A := $(firstword $(wildcard /usr/lib/$(shell $(CC) -print-multiarch)/libbpf.a /usr/lib64/libbpf.a /usr/lib/libbpf.a))
-LDLIBS := $(LIBBPF_A) -lelf -lz -lmicrohttpd -lcurl -lm
+AGENT_LDLIBS := $(LIBBPF_A) -lelf -lz -lmicrohttpd -lcurl -lm
+COLLECTOR_LDLIBS := -lmicrohttpd -lsqlite3 -ljson-c -lm
+# Tests link every module.
+LDLIBS := $(LIBBPF_A) -lelf -lz -lmicrohttpd -lcurl -lsqlite3 -ljson-c -lm
 
 BPF_SRCS := $(wildcard bpf/*.bpf.c)
 BPF_HDRS := $(wildcard bpf/*.bpf.h) $(wildcard include/*.h)
 USER_SRCS := $(wildcard user/*.c)
 USER_HDRS := $(wildcard user/*.h) $(wildcard include/*.h)
 USER_OBJS := $(patsubst user/%.c,$(OUTPUT)/%.o,$(USER_SRCS))
-LIB_SRCS := $(filter-out user/main.c,$(USER_SRCS))
+# main.c is the agent's entry point, collector.c the collector's; the rest is a library both
+# link from an archive (each binary takes only the modules it uses).
+LIB_SRCS := $(filter-out user/main.c user/collector.c,$(USER_SRCS))
+LIB_OBJS := $(patsubst user/%.c,$(OUTPUT)/%.o,$(LIB_SRCS))
+LIB_A := $(OUTPUT)/libpysamp.a
 
 # Sanitizer build of every user module but main.c, for unit tests.
 SAN_DIR := $(OUTPUT)/san
@@ -60,7 +67,7 @@ FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(OUTPUT)/fuzz/%,$(FUZZ_SRCS))
 .DELETE_ON_ERROR:
 .SECONDARY:
 
-all: check-deps pysamp-bpf
+all: check-deps pysamp-bpf pysamp-collector
 
 # Every build checks the Debian packages (a fraction of a second) and installs
 # what is missing; `make deps` does the same and says so when nothing is.
@@ -103,9 +110,17 @@ $(OUTPUT)/%.o: user/%.c $(USER_HDRS) $(OUTPUT)/pysamp.skel.h | $(OUTPUT)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $(USER_CFLAGS) -c $< -o $@
 
-pysamp-bpf: $(USER_OBJS)
+$(LIB_A): $(LIB_OBJS)
+	$(call msg,AR,$@)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+pysamp-bpf: $(OUTPUT)/main.o $(LIB_A)
 	$(call msg,BINARY,$@)
-	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
+	$(Q)$(CC) $(CFLAGS) $^ $(AGENT_LDLIBS) -o $@
+
+pysamp-collector: $(OUTPUT)/collector.o $(LIB_A)
+	$(call msg,BINARY,$@)
+	$(Q)$(CC) $(CFLAGS) $^ $(COLLECTOR_LDLIBS) -o $@
 
 $(SAN_DIR)/%.o: user/%.c $(USER_HDRS) $(OUTPUT)/pysamp.skel.h | $(SAN_DIR)
 	$(call msg,CC-SAN,$@)
@@ -134,7 +149,7 @@ test: all unit fuzz
 # BPF-side cost of the ring buffer vs in-kernel stack-id maps (bench/README-emit.txt).
 $(OUTPUT)/emit_cost: bench/emit_cost.c $(OUTPUT)/emitbench.skel.h include/pysamp_abi.h | $(OUTPUT)
 	$(call msg,BINARY,$@)
-	$(Q)$(CC) $(CFLAGS) $(USER_CFLAGS) $< $(LDLIBS) -pthread -o $@
+	$(Q)$(CC) $(CFLAGS) $(USER_CFLAGS) $< $(AGENT_LDLIBS) -pthread -o $@
 
 bench: all $(OUTPUT)/emit_cost
 	$(OUTPUT)/emit_cost
@@ -147,8 +162,9 @@ lint:
 	clang-tidy $(LIB_SRCS) -- $(USER_CFLAGS)
 
 prefix ?= /usr/local
-install: pysamp-bpf
+install: pysamp-bpf pysamp-collector
 	install -D -m 0755 pysamp-bpf $(DESTDIR)$(prefix)/sbin/pysamp-bpf
+	install -D -m 0755 pysamp-collector $(DESTDIR)$(prefix)/bin/pysamp-collector
 
 clean:
-	rm -rf $(OUTPUT) pysamp-bpf
+	rm -rf $(OUTPUT) pysamp-bpf pysamp-collector

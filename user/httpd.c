@@ -1,19 +1,25 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /*
- * httpd.c - GET/HEAD server on libmicrohttpd in external polling mode (epoll), single-threaded.
+ * httpd.c - GET/HEAD (and opt-in POST) server on libmicrohttpd in external polling mode (epoll),
+ * single-threaded.
  *
  * Flow of one request through libmicrohttpd 0.9.75 callbacks:
  *   on_connection(STARTED)  takes a struct conn slot (socket context) for the connection
  *   on_uri                  request line read: keeps a copy of the raw target; the slot becomes
  *                           the request context
  *   on_access (1st call)    headers read: a request with a body is refused at once, which makes
- *                           libmicrohttpd close the connection without reading the body
- *   on_access (2nd call)    request complete: checks, then the handler, then the response
+ *                           libmicrohttpd close the connection without reading the body; with
+ *                           max_body_bytes set, a POST body within the limit is accepted
+ *   on_access (body calls)  POST only: body bytes appended to conn.body
+ *   on_access (last call)   request complete: checks, then the handler, then the response
  *   on_completed            response sent or request aborted: the slot is reset for the next
  *                           request on the connection
  *   on_connection(CLOSED)   the slot is freed
- * Responses are only queued on the 2nd call when there is no body: queueing on the first call
- * makes libmicrohttpd 0.9.75 close the connection afterwards (no keep-alive).
+ * Responses are only queued on the last call when the request is accepted: queueing on the first
+ * call makes libmicrohttpd 0.9.75 close the connection afterwards (no keep-alive). While a body
+ * is read libmicrohttpd 0.9.75 refuses to queue a response at all, so a chunked body growing past
+ * the limit gets a short 413 written straight to the socket, and the connection is then closed
+ * by returning MHD_NO.
  *
  * The target is parsed here rather than through libmicrohttpd's GET arguments: that keeps the
  * raw bytes for strict checks and exact limits, and it spares per-argument pool allocations whose
@@ -60,11 +66,13 @@ struct conn {
 	bool head_done; /* headers of the current request received */
 	bool answered;	/* we queued the response for the current request */
 	bool body_seen; /* upload data arrived that the headers did not announce */
-	bool cut;	/* shut down by us (slow request head, or client gone) */
+	bool cut;	/* shut down by us (slow request head or body, or client gone) */
+	bool in_body;	/* reading an accepted POST body into body */
 	int fd;
-	uint64_t since_ms; /* start of the wait for the current request head */
-	char *target;	   /* raw request target of the current request, owned */
-	size_t held;	   /* body bytes of the queued response, in httpd.inflight */
+	uint64_t since_ms;  /* start of the wait for the current request head, or body */
+	char *target;	    /* raw request target of the current request, owned */
+	struct strbuf body; /* POST body of the current request, capped at max_body */
+	size_t held;	    /* body bytes of the queued response, in httpd.inflight */
 	char peer[HTTPD_ADDRSTRLEN];
 };
 
@@ -76,6 +84,7 @@ struct httpd {
 	size_t max_response;
 	size_t max_inflight;
 	size_t inflight; /* sum of conn.held */
+	size_t max_body; /* 0: no POST, no bodies */
 	uint32_t max_args;
 	uint64_t deadline_ms;
 	uint16_t port;
@@ -319,6 +328,13 @@ const char *httpd_arg(const struct httpd_request *req, const char *key)
 	return NULL;
 }
 
+const char *httpd_header(const struct httpd_request *req, const char *name)
+{
+	if (!req || !req->priv || !name)
+		return NULL;
+	return MHD_lookup_connection_value(req->priv, MHD_HEADER_KIND, name);
+}
+
 int httpd_response_add(struct httpd_response *resp, const void *data, size_t len)
 {
 	if (!resp->err)
@@ -434,11 +450,11 @@ static int add_extra_headers(struct MHD_Response *r, const char *lines, size_t s
 
 /*
  * Queue body[0..len) (heap, ownership moves in, freed also on failure) with status and headers.
- * extra is NULL or "Name: value\r\n" lines from a handler.
+ * extra is NULL or "Name: value\r\n" lines from a handler; allow NULL or the Allow value.
  */
 static enum MHD_Result queue_take(struct httpd *h, struct MHD_Connection *c, struct conn *cn,
 				  unsigned int status, const char *ctype, char *body, size_t len,
-				  const char *extra, size_t extra_size, bool allow)
+				  const char *extra, size_t extra_size, const char *allow)
 {
 	struct MHD_Response *r;
 	enum MHD_Result ret;
@@ -449,7 +465,7 @@ static enum MHD_Result queue_take(struct httpd *h, struct MHD_Connection *c, str
 		return MHD_NO; /* libmicrohttpd closes the connection */
 	}
 	if (MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype) != MHD_YES ||
-	    (allow && MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD") != MHD_YES)) {
+	    (allow && MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow) != MHD_YES)) {
 		MHD_destroy_response(r);
 		return MHD_NO;
 	}
@@ -462,7 +478,7 @@ static enum MHD_Result queue_take(struct httpd *h, struct MHD_Connection *c, str
 		if (!body)
 			return MHD_NO;
 		return queue_take(h, c, cn, MHD_HTTP_INTERNAL_SERVER_ERROR, TEXT_PLAIN, body,
-				  sizeof(msg) - 1, NULL, 0, false);
+				  sizeof(msg) - 1, NULL, 0, NULL);
 	}
 	ret = MHD_queue_response(c, status, r);
 	MHD_destroy_response(r); /* dropped our reference; the connection holds its own */
@@ -479,18 +495,55 @@ static enum MHD_Result queue_take(struct httpd *h, struct MHD_Connection *c, str
 static enum MHD_Result queue_error(struct httpd *h, struct MHD_Connection *c, struct conn *cn,
 				   unsigned int status, const char *msg)
 {
+	const char *allow = NULL;
 	char *body = strdup(msg);
 
 	if (!body)
 		return MHD_NO;
-	return queue_take(h, c, cn, status, TEXT_PLAIN, body, strlen(body), NULL, 0,
-			  status == MHD_HTTP_METHOD_NOT_ALLOWED);
+	if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
+		allow = h->max_body ? "GET, HEAD, POST" : "GET, HEAD";
+	return queue_take(h, c, cn, status, TEXT_PLAIN, body, strlen(body), NULL, 0, allow);
+}
+
+/*
+ * Write a complete short reply straight to the socket, for the one case libmicrohttpd 0.9.75
+ * cannot queue one: in the middle of reading a body. The caller then returns MHD_NO, which
+ * makes libmicrohttpd close the connection (after a FIN behind these bytes). Nothing else is
+ * sent on the connection by then: libmicrohttpd wrote at most a complete "100 Continue".
+ */
+static void send_raw_final(struct httpd *h, struct conn *cn, unsigned int status,
+			   const char *reason, const char *msg)
+{
+	char buf[256];
+	ssize_t w = -1;
+	int n;
+
+	n = snprintf(buf, sizeof(buf),
+		     "HTTP/1.1 %u %s\r\nConnection: close\r\nContent-Type: %s\r\n"
+		     "Content-Length: %zu\r\n\r\n%s",
+		     status, reason, TEXT_PLAIN, strlen(msg), msg);
+	if (n > 0 && (size_t)n < sizeof(buf) && cn->fd >= 0)
+		w = send(cn->fd, buf, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+	if (w != n)
+		log_debug("httpd: %u reply to %s not fully sent", status, cn->peer);
+	cn->answered = true;
+	count_response(h, status);
 }
 
 static bool is_get_or_head(const char *method)
 {
 	return strcmp(method, MHD_HTTP_METHOD_GET) == 0 ||
 	       strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
+}
+
+static bool is_post(const char *method)
+{
+	return strcmp(method, MHD_HTTP_METHOD_POST) == 0;
+}
+
+static bool method_allowed(const struct httpd *h, const char *method)
+{
+	return is_get_or_head(method) || (h->max_body && is_post(method));
 }
 
 /* True when the headers announce a request body (libmicrohttpd validated Content-Length). */
@@ -509,7 +562,8 @@ static enum MHD_Result reject_method(struct httpd *h, struct MHD_Connection *c, 
 {
 	h->stats.rejected_method++;
 	return queue_error(h, c, cn, MHD_HTTP_METHOD_NOT_ALLOWED,
-			   "method not allowed: use GET or HEAD\n");
+			   h->max_body ? "method not allowed: use GET, HEAD or POST\n"
+				       : "method not allowed: use GET or HEAD\n");
 }
 
 static enum MHD_Result reject_body(struct httpd *h, struct MHD_Connection *c, struct conn *cn)
@@ -517,6 +571,79 @@ static enum MHD_Result reject_body(struct httpd *h, struct MHD_Connection *c, st
 	h->stats.rejected_size++;
 	return queue_error(h, c, cn, MHD_HTTP_CONTENT_TOO_LARGE,
 			   "request body not accepted: send GET or HEAD without a body\n");
+}
+
+static enum MHD_Result reject_large_body(struct httpd *h, struct MHD_Connection *c, struct conn *cn)
+{
+	char msg[64];
+
+	h->stats.rejected_size++;
+	snprintf(msg, sizeof(msg), "request body too large (max %zu bytes)\n", h->max_body);
+	return queue_error(h, c, cn, MHD_HTTP_CONTENT_TOO_LARGE, msg);
+}
+
+/*
+ * First call for a POST with bodies enabled: refuse a body we will not take, before any
+ * "100 Continue" and without reading it, or start collecting it.
+ */
+static enum MHD_Result begin_body(struct httpd *h, struct MHD_Connection *c, struct conn *cn)
+{
+	const char *te, *cl;
+
+	te = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+	cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	if (te) {
+		if (cl) {
+			h->stats.rejected_malformed++;
+			return queue_error(h, c, cn, MHD_HTTP_BAD_REQUEST,
+					   "both Content-Length and Transfer-Encoding\n");
+		}
+		/* the only coding libmicrohttpd 0.9.75 decodes, and as the whole value */
+		if (strcasecmp(te, "chunked") != 0) {
+			h->stats.rejected_malformed++;
+			return queue_error(h, c, cn, MHD_HTTP_NOT_IMPLEMENTED,
+					   "unsupported Transfer-Encoding: use chunked alone\n");
+		}
+	} else if (cl) {
+		/* libmicrohttpd accepted it as digits only; an overflow reads as ULLONG_MAX */
+		unsigned long long n = strtoull(cl, NULL, 10);
+
+		if (n > (unsigned long long)h->max_body)
+			return reject_large_body(h, c, cn);
+		if (n == 0)
+			return MHD_YES;
+	} else {
+		return MHD_YES; /* no body: an empty one at the last call */
+	}
+	cn->in_body = true;
+	cn->since_ms = now_ms(); /* the body deadline starts now */
+	strbuf_init(&cn->body, h->max_body);
+	return MHD_YES;
+}
+
+/* Body bytes of an accepted POST. MHD_NO (after a direct 413 or 503) closes the connection. */
+static enum MHD_Result take_body(struct httpd *h, struct conn *cn, const char *data, size_t *size)
+{
+	int err = strbuf_add(&cn->body, data, *size);
+
+	if (!err) {
+		*size = 0;
+		return MHD_YES;
+	}
+	cn->in_body = false;
+	strbuf_release(&cn->body);
+	if (err == -E2BIG) {
+		char msg[64];
+
+		h->stats.rejected_size++;
+		log_debug("httpd: body from %s over %zu bytes", cn->peer, h->max_body);
+		snprintf(msg, sizeof(msg), "request body too large (max %zu bytes)\n", h->max_body);
+		send_raw_final(h, cn, MHD_HTTP_CONTENT_TOO_LARGE, "Content Too Large", msg);
+	} else {
+		send_raw_final(h, cn, MHD_HTTP_SERVICE_UNAVAILABLE, "Service Unavailable",
+			       "out of memory\n");
+	}
+	return MHD_NO;
 }
 
 /* 503 with Retry-After, for max_inflight_bytes. */
@@ -529,7 +656,7 @@ static enum MHD_Result queue_busy(struct httpd *h, struct MHD_Connection *c, str
 	if (!body)
 		return MHD_NO;
 	return queue_take(h, c, cn, MHD_HTTP_SERVICE_UNAVAILABLE, TEXT_PLAIN, body, sizeof(msg) - 1,
-			  retry, sizeof(retry), false);
+			  retry, sizeof(retry), NULL);
 }
 
 /* Run the handler and queue its response (or a 500 in its place). */
@@ -575,15 +702,15 @@ static enum MHD_Result run_handler(struct httpd *h, struct MHD_Connection *c, st
 		return MHD_NO;
 	}
 	return queue_take(h, c, cn, (unsigned int)resp.status, ctype, body, len, resp.extra_headers,
-			  sizeof(resp.extra_headers), false);
+			  sizeof(resp.extra_headers), NULL);
 }
 
-/* The request is complete and has no body: check it and answer. */
+/* The request is complete (with its whole body for POST): check it and answer. */
 static enum MHD_Result dispatch(struct httpd *h, struct MHD_Connection *c, struct conn *cn,
 				const char *method)
 {
 	const union MHD_ConnectionInfo *info;
-	struct httpd_request req = { .method = method, .peer = cn->peer };
+	struct httpd_request req = { .method = method, .peer = cn->peer, .priv = c };
 	struct httpd_arg *args = NULL;
 	size_t tlen, maxargs;
 	char *buf = NULL;
@@ -592,7 +719,7 @@ static enum MHD_Result dispatch(struct httpd *h, struct MHD_Connection *c, struc
 
 	if (cn->body_seen)
 		return reject_body(h, c, cn);
-	if (!is_get_or_head(method))
+	if (!method_allowed(h, method))
 		return reject_method(h, c, cn);
 	if (!cn->target)
 		return queue_error(h, c, cn, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory\n");
@@ -632,10 +759,17 @@ static enum MHD_Result dispatch(struct httpd *h, struct MHD_Connection *c, struc
 		goto cleanup;
 	}
 	req.args = args;
+	if (is_post(method)) {
+		req.body = cn->body.buf ? cn->body.buf : "";
+		req.body_len = cn->body.len;
+		h->stats.bodies++;
+		h->stats.body_bytes += req.body_len;
+	}
 	ret = run_handler(h, c, cn, &req);
 cleanup:
 	free(args);
 	free(buf);
+	strbuf_release(&cn->body); /* the early returns above leave it to on_completed */
 	return ret;
 }
 
@@ -658,11 +792,12 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
 
 	(void)url;
 	(void)version;
-	(void)upload_data;
 	if (!cn)
 		return MHD_NO; /* untracked connection (no slot): close it */
 	if (!cn->head_done) {
 		cn->head_done = true;
+		if (h->max_body && is_post(method))
+			return begin_body(h, c, cn);
 		/* Answering now makes libmicrohttpd skip the body and close afterwards. */
 		if (has_body(c))
 			return is_get_or_head(method) ? reject_body(h, c, cn)
@@ -670,11 +805,14 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
 		return MHD_YES;
 	}
 	if (*upload_data_size) {
+		if (cn->in_body)
+			return take_body(h, cn, upload_data, upload_data_size);
 		/* Unannounced body (cannot happen after has_body()): drop it, refuse at the end. */
 		cn->body_seen = true;
 		*upload_data_size = 0;
 		return MHD_YES;
 	}
+	cn->in_body = false;
 	if (cn->answered)
 		return MHD_YES;
 	return dispatch(h, c, cn, method);
@@ -721,9 +859,11 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
 	cn->held = 0;
 	free(cn->target);
 	cn->target = NULL;
+	strbuf_release(&cn->body);
 	cn->head_done = false;
 	cn->answered = false;
 	cn->body_seen = false;
+	cn->in_body = false;
 	cn->since_ms = now_ms();
 	*req_cls = NULL;
 }
@@ -740,6 +880,7 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
 		if (cn) {
 			h->inflight -= cn->held; /* 0 unless on_completed was skipped */
 			free(cn->target);
+			strbuf_release(&cn->body);
 			memset(cn, 0, sizeof(*cn));
 		}
 		*socket_context = NULL;
@@ -784,7 +925,6 @@ static __attribute__((format(printf, 2, 0))) void on_mhd_log(void *cls, const ch
 
 /* ---- lifecycle ---- */
 
-
 struct httpd *httpd__new(const struct httpd_opts *o, char *err, size_t errlen)
 {
 	const char *listen_spec = o && o->listen ? o->listen : DEFAULT_LISTEN;
@@ -806,8 +946,8 @@ struct httpd *httpd__new(const struct httpd_opts *o, char *err, size_t errlen)
 	}
 	if (httpd_parse_listen(listen_spec, &ss, &sslen)) {
 		set_errf(err, errlen,
-			"invalid listen address \"%s\" (want ADDR:PORT, [V6]:PORT or PORT)",
-			listen_spec);
+			 "invalid listen address \"%s\" (want ADDR:PORT, [V6]:PORT or PORT)",
+			 listen_spec);
 		errno = EINVAL;
 		return NULL;
 	}
@@ -834,6 +974,7 @@ struct httpd *httpd__new(const struct httpd_opts *o, char *err, size_t errlen)
 	if (!h->max_inflight)
 		h->max_inflight = h->max_response > SIZE_MAX / 2 ? SIZE_MAX : 2 * h->max_response;
 	h->max_args = o->max_args ? o->max_args : DEFAULT_MAX_ARGS;
+	h->max_body = o->max_body_bytes;
 	/* Past libmicrohttpd's idle timeout, so silent connections are its to close. */
 	h->deadline_ms = (uint64_t)timeout_s * 2000;
 	h->nconns = max_conn;
@@ -876,7 +1017,7 @@ struct httpd *httpd__new(const struct httpd_opts *o, char *err, size_t errlen)
 			set_errf(err, errlen, "cannot listen on %s: %s", addr, strerror(e));
 		else
 			set_errf(err, errlen, "cannot listen on %s: %s", addr,
-				h->last_log[0] ? h->last_log : "libmicrohttpd failed to start");
+				 h->last_log[0] ? h->last_log : "libmicrohttpd failed to start");
 		httpd__free(h);
 		errno = e;
 		return NULL;
@@ -899,8 +1040,10 @@ void httpd__free(struct httpd *h)
 	if (h->d)
 		MHD_stop_daemon(h->d); /* runs on_completed / on_connection for open connections */
 	if (h->conns)
-		for (size_t i = 0; i < h->nconns; i++)
+		for (size_t i = 0; i < h->nconns; i++) {
 			free(h->conns[i].target);
+			strbuf_release(&h->conns[i].body);
+		}
 	free(h->conns);
 	free(h);
 }
@@ -914,11 +1057,14 @@ static bool peer_closed(int fd)
 }
 
 /*
- * Close idle connections (no complete request head) that are overdue or whose client has gone.
+ * Close connections waiting for a request head or a POST body that are overdue or whose client
+ * has gone.
  *
  * Overdue: libmicrohttpd's timeout only measures idle time, so a client sending a byte every
- * few seconds would otherwise keep its slot forever. The deadline is twice that timeout: a silent
- * connection has been closed by libmicrohttpd by then, so closed_slow counts only trickles.
+ * few seconds would otherwise keep its slot forever. The deadline is twice that timeout, for the
+ * head (from accept or the previous response) and again for the body (from the end of its
+ * head): a silent connection has been closed by libmicrohttpd by then, so closed_slow counts
+ * only trickles.
  * Gone: libmicrohttpd 0.9.75 with epoll misses a FIN that arrives together with data (a short
  * read clears its "read ready" flag and edge-triggered epoll sends no new event), so a client
  * that sends a request and half-closes would hold its slot until a timeout.
@@ -933,12 +1079,13 @@ static void reap_idle(struct httpd *h)
 	for (size_t i = 0; i < h->nconns; i++) {
 		struct conn *cn = &h->conns[i];
 
-		if (!cn->used || cn->head_done || cn->cut || cn->fd < 0)
+		if (!cn->used || (cn->head_done && !cn->in_body) || cn->cut || cn->fd < 0)
 			continue;
 		if (now - cn->since_ms >= h->deadline_ms) {
 			h->stats.closed_slow++;
-			log_debug("httpd: closing %s: request head not complete after %llu ms",
-				  cn->peer, (unsigned long long)(now - cn->since_ms));
+			log_debug("httpd: closing %s: request %s not complete after %llu ms",
+				  cn->peer, cn->in_body ? "body" : "head",
+				  (unsigned long long)(now - cn->since_ms));
 		} else if (peer_closed(cn->fd)) {
 			log_debug("httpd: closing %s: client closed its side", cn->peer);
 		} else {

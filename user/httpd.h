@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /*
- * httpd.h - a small GET/HEAD-only HTTP server on libmicrohttpd, driven from the caller's loop.
+ * httpd.h - a small GET/HEAD (and opt-in POST) HTTP server on libmicrohttpd, driven from the
+ * caller's loop.
  *
  * There is no thread: libmicrohttpd runs in "external polling" mode (epoll inside, so sockets
  * above FD_SETSIZE are fine) and all network work, including calls to the handler, happens inside
@@ -9,16 +10,20 @@
  * timed out in between.
  *
  * Untrusted input is bounded: connections (in total and per client address), request line plus
- * headers, query arguments, time, and response bytes (per response and held in total). A request
- * with a body is refused without reading the body. Keep-alive and pipelining work; a connection
- * is closed after HTTP/1.0 requests without keep-alive and after refused bodies.
+ * headers, query arguments, request bodies, time, and response bytes (per response and held in
+ * total). By default (max_body_bytes 0) a request with a body is refused without reading the
+ * body, and only GET and HEAD are served. With max_body_bytes set, POST is served too: its body
+ * is read into memory (at most max_body_bytes, so up to max_connections x max_body_bytes in
+ * total) and the handler runs once the whole body is there. Keep-alive and pipelining work; a
+ * connection is closed after HTTP/1.0 requests without keep-alive and after refused bodies.
  *
  * Replies httpd sends itself are short text/plain bodies ending in "\n". libmicrohttpd answers
  * some protocol errors on its own, before httpd sees the request, with its small HTML bodies:
  * 400 (malformed request line or header, HTTP/1.1 without Host), 414/431 (request larger than
- * its per-connection buffer), 505 (HTTP version). It also sends an interim "100 Continue" to a
- * bodiless request that carries "Expect: 100-continue". Not thread-safe: one thread uses a given
- * struct httpd.
+ * its per-connection buffer), 505 (HTTP version), 400 or 413 for a malformed or absurd chunk
+ * size in a chunked body. It also sends an interim "100 Continue" to a request that carries
+ * "Expect: 100-continue", unless httpd refuses it at once (413 for a body over the limit, 405,
+ * ...). Not thread-safe: one thread uses a given struct httpd.
  */
 #ifndef PYSAMP_HTTPD_H
 #define PYSAMP_HTTPD_H
@@ -40,15 +45,26 @@ struct httpd_arg {
 
 /*
  * A request as the handler sees it. Every pointer is borrowed and valid only during the handler
- * call. Strings are decoded (%XX, and '+' as ' ' in the query) and never contain a NUL byte.
+ * call. Strings are decoded (%XX, and '+' as ' ' in the query) and never contain a NUL byte;
+ * the body is raw bytes.
  */
 struct httpd_request {
-	const char *method;	      /* "GET" or "HEAD" (others never reach the handler) */
+	const char *method;	      /* "GET", "HEAD", or "POST" when max_body_bytes > 0
+					 * (others never reach the handler) */
 	const char *path;	      /* decoded path, always starting with '/', e.g. "/metrics";
 					 * not normalised ("/a/../b" stays as is) */
 	const struct httpd_arg *args; /* query arguments in order; duplicates kept */
 	size_t nargs;
 	const char *peer; /* client address, "127.0.0.1:54321" or "[::1]:54321" */
+	/*
+	 * POST: the complete body as received (Content-Length or chunked, de-chunked but not
+	 * decoded otherwise: see httpd_header(req, "Content-Encoding")), body_len bytes that may
+	 * include NULs, followed by a '\0' not counted in body_len; "" with body_len 0 for an
+	 * empty body. GET and HEAD: NULL and 0. Owned by httpd, freed after the handler returns.
+	 */
+	const char *body;
+	size_t body_len;
+	void *priv; /* httpd's own, for httpd_header(); callers leave it alone */
 };
 
 /*
@@ -78,8 +94,9 @@ struct httpd_response {
 };
 
 /*
- * Called for each GET or HEAD request that passed every check. Runs inside httpd__poll(); it must
- * not call httpd__free() or httpd__poll() on the same server.
+ * Called for each GET or HEAD request (and POST with its whole body, when enabled) that passed
+ * every check. Runs inside httpd__poll(); it must not call httpd__free() or httpd__poll() on the
+ * same server.
  */
 typedef void (*httpd_handler_fn)(void *ctx, const struct httpd_request *req,
 				 struct httpd_response *resp);
@@ -96,7 +113,8 @@ struct httpd_opts {
 	/*
 	 * [10] a connection idle this long is closed; so is one whose request line plus headers
 	 * is still incomplete after twice this (counted from accept or from the end of the
-	 * previous response), so a client trickling bytes cannot hold a slot
+	 * previous response), and one whose request body is still incomplete twice this after
+	 * its headers were complete, so a client trickling bytes cannot hold a slot
 	 */
 	uint32_t timeout_s;
 	/*
@@ -113,6 +131,17 @@ struct httpd_opts {
 	size_t max_inflight_bytes;
 	/* query arguments [16], at most 4096; more get a 400 */
 	uint32_t max_args;
+	/*
+	 * [0] request body cap. 0: only GET and HEAD, and every request with a body is refused
+	 * without reading it (405 for other methods, 413 for GET and HEAD). > 0: POST is served
+	 * too, with a body of at most this many bytes (Content-Length, or Transfer-Encoding:
+	 * chunked alone). A Content-Length over it gets a 413 at once, before any
+	 * "100 Continue" and without reading the body; a chunked body that grows past it gets a
+	 * 413 as soon as it does. Both close the connection. Other transfer codings get a 501,
+	 * Content-Length together with Transfer-Encoding a 400. GET and HEAD with a body are
+	 * still refused (413), and other methods (405) list POST in Allow.
+	 */
+	size_t max_body_bytes;
 };
 
 /*
@@ -126,13 +155,23 @@ struct httpd_stats {
 	uint64_t responses_3xx;
 	uint64_t responses_4xx;
 	uint64_t responses_5xx;
-	uint64_t rejected_method; /* 405: method other than GET and HEAD */
-	/* 413 request body, 414/431 request too large, 400 too many query arguments */
+	uint64_t rejected_method; /* 405: method other than GET and HEAD (and POST if enabled) */
+	/*
+	 * 413 request body (refused, or over max_body_bytes), 414/431 request too large, 400 too
+	 * many query arguments
+	 */
 	uint64_t rejected_size;
-	uint64_t rejected_malformed; /* other 400s: bad target or escape, bad headers, no Host */
-	uint64_t rejected_busy;	     /* 503: max_inflight_bytes reached */
-	uint64_t closed_slow; /* connections cut for a request head slower than 2 x timeout_s */
+	/*
+	 * other 400s: bad target or escape, bad headers, no Host, bad chunked body,
+	 * Content-Length with Transfer-Encoding; 501 for a transfer coding other than chunked
+	 */
+	uint64_t rejected_malformed;
+	uint64_t rejected_busy; /* 503: max_inflight_bytes reached */
+	/* connections cut for a request head, or a body, slower than 2 x timeout_s */
+	uint64_t closed_slow;
 	uint64_t connections; /* connections accepted */
+	uint64_t bodies;      /* POST requests handed to the handler (empty bodies included) */
+	uint64_t body_bytes;  /* the sum of their body_len */
 };
 
 struct httpd;
@@ -204,6 +243,14 @@ const struct httpd_stats *httpd__stats(const struct httpd *h);
 
 /* The value of the first argument named key, or NULL when there is none. Borrowed from req. */
 const char *httpd_arg(const struct httpd_request *req, const char *key);
+
+/*
+ * The value of the first request header called name (case-insensitive, e.g. "authorization"
+ * finds "Authorization"), or NULL when there is none (or req was not made by httpd). Valid only
+ * during the handler call, like req. The value is as libmicrohttpd stores it: leading blanks
+ * removed, trailing ones kept. Trailers of a chunked body are not searched.
+ */
+const char *httpd_header(const struct httpd_request *req, const char *name);
 
 /*
  * Append to resp->body. Once an append fails, resp->err keeps the first error and later calls

@@ -6,6 +6,12 @@
 #include "log.h"
 
 static enum log_level cur_level = LOG_WARN;
+static const char *prog = "pysamp-bpf";
+
+void log_set_prog(const char *name)
+{
+	prog = name;
+}
 
 void log_set_level(enum log_level level)
 {
@@ -24,7 +30,7 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	if (level > cur_level)
 		return;
 	va_start(ap, fmt);
-	fputs("pysamp-bpf: ", stderr);
+	fprintf(stderr, "%s: ", prog);
 	vfprintf(stderr, fmt, ap);
 	fputc('\n', stderr);
 	va_end(ap);

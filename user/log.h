@@ -21,7 +21,10 @@ enum log_level {
 void log_set_level(enum log_level level);
 enum log_level log_get_level(void);
 
-/* Print "pysamp-bpf: <msg>\n" to stderr when level <= the current level. */
+/* The program name that prefixes messages (default "pysamp-bpf"); a static string. */
+void log_set_prog(const char *name);
+
+/* Print "PROG: <msg>\n" to stderr when level <= the current level. */
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* libbpf_set_print() callback: libbpf's warnings always, its debug output at LOG_DEBUG. */

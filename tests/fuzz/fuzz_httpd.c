@@ -10,7 +10,9 @@
  *      and a re-encoded target that parses back to the same path and arguments.
  *   2  the payload as raw bytes on a TCP connection to an in-process server (small limits),
  *      after which the client half-closes: the server must answer or close, never crash or
- *      hang, and keep serving (a known-good request is checked now and then).
+ *      hang, and keep serving (a known-good request is checked now and then). Bit 0 of
+ *      first byte / 3 picks the server: GET/HEAD only, or with POST bodies of up to
+ *      BODY_MAX bytes (whose handler checks the body and header contract).
  *
  *   make .output/fuzz/fuzz_httpd && .output/fuzz/fuzz_httpd -max_total_time=60
  */
@@ -39,7 +41,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 		}                                                                                  \
 	} while (0)
 
-#define MAXARGS 8
+#define MAXARGS	 8
+#define BODY_MAX 300
 
 static void check_listen(const char *s)
 {
@@ -143,8 +146,23 @@ static void handler(void *ctx, const struct httpd_request *req, struct httpd_res
 {
 	const char *v = httpd_arg(req, "n");
 
-	(void)ctx;
-	CHECK(strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0);
+	bool bodies = ctx != NULL;
+
+	if (strcmp(req->method, "POST") == 0) {
+		const char *cl = httpd_header(req, "content-length");
+
+		CHECK(bodies);
+		CHECK(req->body && req->body[req->body_len] == '\0' && req->body_len <= BODY_MAX);
+		/* a Content-Length body arrives whole (there is no other header then) */
+		if (cl && !httpd_header(req, "Transfer-Encoding"))
+			CHECK(strtoull(cl, NULL, 10) == req->body_len);
+		for (size_t i = 0; i < req->body_len; i++)
+			httpd_response_addf(resp, "%02x", (unsigned char)req->body[i]);
+	} else {
+		CHECK(strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0);
+		CHECK(!req->body && !req->body_len);
+	}
+	CHECK(httpd_header(req, "Host") == httpd_header(req, "hOST"));
 	CHECK(req->path[0] == '/' && req->nargs <= 4);
 	if (v)
 		for (unsigned long i = strtoul(v, NULL, 10); i && !resp->err && i < 1 << 20; i--)
@@ -157,27 +175,31 @@ static void handler(void *ctx, const struct httpd_request *req, struct httpd_res
 	httpd_response_addf(resp, "%s\n", req->path);
 }
 
-static struct httpd *server(void)
+/* The server without (0) or with (1) request bodies. */
+static struct httpd *server(bool bodies)
 {
-	static struct httpd *h;
+	static struct httpd *hs[2];
+	static int yes = 1;
 	struct httpd_opts o = {
 		.listen = "127.0.0.1:0",
 		.handler = handler,
+		.ctx = bodies ? &yes : NULL,
 		.max_request_bytes = 1024,
 		.max_response_bytes = 4096,
 		.max_args = 4,
 		.timeout_s = 2,
+		.max_body_bytes = bodies ? BODY_MAX : 0,
 	};
 	char err[128];
 
-	if (!h) {
+	if (!hs[bodies]) {
 		log_set_level(LOG_ERROR);
-		h = httpd__new(&o, err, sizeof(err));
-		if (!h)
+		hs[bodies] = httpd__new(&o, err, sizeof(err));
+		if (!hs[bodies])
 			fprintf(stderr, "fuzz_httpd: %s\n", err);
-		CHECK(h);
+		CHECK(hs[bodies]);
 	}
-	return h;
+	return hs[bodies];
 }
 
 static int connect_to(uint16_t port)
@@ -240,11 +262,14 @@ static size_t talk(struct httpd *h, const void *data, size_t len, char *out, siz
 	return 0;
 }
 
-static void check_server(const uint8_t *data, size_t size)
+static void check_server(const uint8_t *data, size_t size, bool bodies)
 {
 	static const char good[] = "GET /ok?n=3 HTTP/1.1\r\nHost: f\r\n\r\n";
+	static const char good_post[] = "POST /ok?n=3 HTTP/1.1\r\nHost: f\r\n"
+					"Transfer-Encoding: chunked\r\n\r\n"
+					"2\r\nA\0\r\n1\r\nz\r\n0\r\n\r\n";
 	static unsigned int runs;
-	struct httpd *h = server();
+	struct httpd *h = server(bodies);
 	char out[65536];
 	size_t got;
 	int status;
@@ -276,6 +301,12 @@ static void check_server(const uint8_t *data, size_t size)
 		out[got] = '\0';
 		CHECK(strncmp(out, "HTTP/1.1 200 ", 13) == 0);
 		CHECK(strstr(out, "\r\n\r\nxxx/ok\n") != NULL);
+		if (bodies) {
+			got = talk(h, good_post, sizeof(good_post) - 1, out, sizeof(out) - 1);
+			out[got] = '\0';
+			CHECK(strncmp(out, "HTTP/1.1 200 ", 13) == 0);
+			CHECK(strstr(out, "\r\n\r\n41007axxx/ok\n") != NULL);
+		}
 	}
 }
 
@@ -286,7 +317,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < 1)
 		return 0;
 	if (data[0] % 3 == 2) {
-		check_server(data + 1, size - 1);
+		check_server(data + 1, size - 1, (data[0] / 3) & 1);
 		return 0;
 	}
 	/* The parsers take C strings: cut at the first NUL. */

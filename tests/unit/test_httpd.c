@@ -305,6 +305,7 @@ static void reply_release(struct reply *r)
 
 struct tctx {
 	unsigned int calls;
+	unsigned int bad_body; /* requests whose body fields broke the contract */
 };
 
 static void handler(void *ctx, const struct httpd_request *req, struct httpd_response *resp)
@@ -313,6 +314,25 @@ static void handler(void *ctx, const struct httpd_request *req, struct httpd_res
 	const char *v;
 
 	t->calls++;
+	if (strcmp(req->method, "POST") == 0 ? !req->body || req->body[req->body_len] != '\0'
+					     : req->body || req->body_len)
+		t->bad_body++;
+	if (strcmp(req->path, "/body") == 0) {
+		/* echo the body as is, NULs included */
+		snprintf(resp->extra_headers, sizeof(resp->extra_headers), "X-Method: %s\r\n",
+			 req->method);
+		httpd_response_add(resp, req->body, req->body_len);
+		return;
+	}
+	if (strcmp(req->path, "/reqhdr") == 0) {
+		const char *a = httpd_header(req, "authorization");
+		const char *ct = httpd_header(req, "CONTENT-TYPE");
+		const char *none = httpd_header(req, "X-None");
+
+		httpd_response_addf(resp, "auth=%s\nctype=%s\nnone=%s\nlen=%zu\n", a ? a : "-",
+				    ct ? ct : "-", none ? none : "-", req->body_len);
+		return;
+	}
 	if (strcmp(req->path, "/big") == 0) {
 		uint64_t n = 0, i;
 		char chunk[4096];
@@ -592,6 +612,9 @@ static void test_helpers(void)
 	T_CHECK(httpd_arg(&req, "X") == NULL);
 	req.nargs = 0;
 	T_CHECK(httpd_arg(&req, "x") == NULL);
+	/* not made by httpd: no headers */
+	T_CHECK(httpd_header(&req, "Host") == NULL);
+	T_CHECK(httpd_header(NULL, "Host") == NULL);
 
 	strbuf_init(&resp.body, 5);
 	T_CHECK_EQ_INT(httpd_response_add(&resp, "abc", 3), 0);
@@ -1385,6 +1408,396 @@ static void test_free_busy(void)
 	client_close(&b);
 }
 
+/* ---- request bodies (max_body_bytes) ---- */
+
+#define BODY_MAX 1000
+
+/* Consume an interim "HTTP/1.1 100 Continue\r\n\r\n" from c, polling h. */
+static bool client_continue(struct httpd *h, struct client *c)
+{
+	static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+	uint64_t end = mono_ms() + WAIT_MS;
+
+	while (c->in.len < sizeof(cont) - 1 && !c->eof && mono_ms() < end) {
+		T_CHECK_EQ_INT(httpd__poll(h), 0);
+		if (client_fill(c) == 0)
+			nap();
+	}
+	if (c->in.len < sizeof(cont) - 1 || memcmp(c->in.buf, cont, sizeof(cont) - 1) != 0)
+		return false;
+	memmove(c->in.buf, c->in.buf + sizeof(cont) - 1, c->in.len - (sizeof(cont) - 1));
+	strbuf_setlen(&c->in, c->in.len - (sizeof(cont) - 1));
+	return true;
+}
+
+/* "POST path" with a Content-Length body; headers are extra lines ending in "\r\n". */
+static bool send_post(struct httpd *h, struct client *c, const char *path, const char *headers,
+		      const void *body, size_t len)
+{
+	char head[512];
+
+	snprintf(head, sizeof(head), "POST %s HTTP/1.1\r\nHost: t\r\n%sContent-Length: %zu\r\n\r\n",
+		 path, headers, len);
+	return client_sends(h, c, head) && client_send(h, c, body, len);
+}
+
+/* Body bytes i of a test pattern with NULs and every other byte value. */
+static void pattern(char *buf, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		buf[i] = (char)(i % 7 == 3 ? 0 : (i * 37 + 11) & 0xff);
+}
+
+static void test_post_bodies(void)
+{
+	struct httpd_opts o = { .max_body_bytes = BODY_MAX };
+	struct tctx t = { 0 };
+	struct httpd *h = start(&o, &t);
+	struct httpd_stats s1;
+	struct client c;
+	struct reply r;
+	char body[BODY_MAX + 1], want[256], v[64];
+	struct strbuf req;
+	unsigned int calls;
+	uint64_t t0;
+
+	T_CHECK(h != NULL);
+	if (!h)
+		return;
+	strbuf_init(&req, 0);
+	pattern(body, sizeof(body));
+
+	/* Content-Length body with NULs, echoed exactly; then GET on the same connection */
+	T_CHECK(client_open(h, &c, "127.0.0.1", httpd__port(h)));
+	T_CHECK(send_post(h, &c, "/body", "", "a\0b\0c", 5));
+	T_CHECK_EQ_INT(client_reply(h, &c, false, &r), 200);
+	T_CHECK_EQ_INT(r.body.len, 5);
+	T_CHECK(r.body.len == 5 && memcmp(r.body.buf, "a\0b\0c", 5) == 0);
+	T_CHECK_EQ_STR(reply_header(&r, "X-Method", v, sizeof(v)), "POST");
+	T_CHECK(reply_header(&r, "Connection", v, sizeof(v)) == NULL); /* keep-alive */
+	reply_release(&r);
+	T_CHECK(client_sends(h, &c, "GET /after-post HTTP/1.1\r\nHost: t\r\n\r\n"));
+	T_CHECK_EQ_INT(client_reply(h, &c, false, &r), 200);
+	echo_want(&c, "GET", "/after-post", "", want, sizeof(want));
+	T_CHECK_EQ_STR(r.body.buf, want);
+	reply_release(&r);
+
+	/* exactly at the limit, with Expect: 100-continue, on the same connection */
+	T_CHECK(client_sends(h, &c,
+			     "POST /body HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n"
+			     "Expect: 100-continue\r\n\r\n"));
+	T_CHECK(client_continue(h, &c));
+	T_CHECK(client_send(h, &c, body, BODY_MAX));
+	T_CHECK_EQ_INT(client_reply(h, &c, false, &r), 200);
+	T_CHECK_EQ_INT(r.body.len, BODY_MAX);
+	T_CHECK(r.body.len == BODY_MAX && memcmp(r.body.buf, body, BODY_MAX) == 0);
+	reply_release(&r);
+
+	/* chunked, split over several sends; then pipelined POST + GET in one send */
+	T_CHECK(client_sends(h, &c,
+			     "POST /body HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+			     "5\r\nhel"));
+	pump(h, 20);
+	T_CHECK(client_sends(h, &c, "lo\r\n6;ext=1\r\n world\r\n"));
+	pump(h, 20);
+	T_CHECK(client_sends(h, &c, "0\r\nX-Trailer: 1\r\n\r\n"));
+	T_CHECK_EQ_INT(client_reply(h, &c, false, &r), 200);
+	T_CHECK_EQ_STR(r.body.buf, "hello world");
+	reply_release(&r);
+	T_CHECK(client_sends(h, &c,
+			     "POST /body HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nxyz"
+			     "GET /p2 HTTP/1.1\r\nHost: t\r\n\r\n"));
+	T_CHECK_EQ_INT(client_reply(h, &c, false, &r), 200);
+	T_CHECK_EQ_STR(r.body.buf, "xyz");
+	reply_release(&r);
+	T_CHECK_EQ_INT(client_reply(h, &c, false, &r), 200);
+	T_CHECK(strncmp(r.body.buf, "method=GET\npath=/p2\n", 20) == 0);
+	reply_release(&r);
+	client_fill(&c);
+	T_CHECK(!c.eof);
+	client_close(&c);
+
+	/* chunked exactly at the limit, in chunks of 300 + 300 + 400 */
+	strbuf_reset(&req);
+	T_CHECK_EQ_INT(strbuf_addf(&req, "POST /body HTTP/1.1\r\nHost: t\r\n"
+					 "Transfer-Encoding: chunked\r\n\r\n"),
+		       0);
+	for (size_t off = 0, k; off < BODY_MAX; off += k) {
+		k = off < 600 ? 300 : 400;
+		T_CHECK_EQ_INT(strbuf_addf(&req, "%zx\r\n", k), 0);
+		T_CHECK_EQ_INT(strbuf_add(&req, body + off, k), 0);
+		T_CHECK_EQ_INT(strbuf_add(&req, "\r\n", 2), 0);
+	}
+	T_CHECK_EQ_INT(strbuf_add(&req, "0\r\n\r\n", 5), 0);
+	T_CHECK(client_open(h, &c, "127.0.0.1", httpd__port(h)));
+	T_CHECK(client_send(h, &c, req.buf, req.len));
+	T_CHECK_EQ_INT(client_reply(h, &c, false, &r), 200);
+	T_CHECK(r.body.len == BODY_MAX && memcmp(r.body.buf, body, BODY_MAX) == 0);
+	reply_release(&r);
+	client_close(&c);
+
+	/* empty bodies: Content-Length 0, and none at all */
+	T_CHECK_EQ_INT(exchange(h, "POST /body HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n",
+				false, &r),
+		       200);
+	T_CHECK_EQ_INT(r.body.len, 0);
+	reply_release(&r);
+	T_CHECK_EQ_INT(exchange(h, "POST /body HTTP/1.1\r\nHost: t\r\n\r\n", false, &r), 200);
+	T_CHECK_EQ_INT(r.body.len, 0);
+	reply_release(&r);
+
+	/* request headers, case-insensitive, for POST and GET */
+	T_CHECK(client_open(h, &c, "127.0.0.1", httpd__port(h)));
+	T_CHECK(send_post(h, &c, "/reqhdr",
+			  "authorization: Bearer s3cret\r\nContent-Type: application/json\r\n"
+			  "Authorization: second\r\n",
+			  "{}", 2));
+	T_CHECK_EQ_INT(client_reply(h, &c, false, &r), 200);
+	T_CHECK_EQ_STR(r.body.buf, "auth=Bearer s3cret\nctype=application/json\nnone=-\nlen=2\n");
+	reply_release(&r);
+	T_CHECK(client_sends(h, &c,
+			     "GET /reqhdr HTTP/1.1\r\nHost: t\r\nAUTHORIZATION:  x\r\n\r\n"));
+	T_CHECK_EQ_INT(client_reply(h, &c, false, &r), 200);
+	T_CHECK_EQ_STR(r.body.buf, "auth=x\nctype=-\nnone=-\nlen=0\n");
+	reply_release(&r);
+	client_close(&c);
+
+	calls = t.calls;
+	s1 = stats_of(h);
+	T_CHECK_EQ_INT(s1.bodies, 8);
+	T_CHECK_EQ_INT(s1.body_bytes, 5 + BODY_MAX + 11 + 3 + BODY_MAX + 0 + 0 + 2);
+	T_CHECK_EQ_INT(s1.rejected_size, 0);
+
+	/* Content-Length over the limit, with Expect: 413 at once, no 100, no body read */
+	T_CHECK(client_open(h, &c, "127.0.0.1", httpd__port(h)));
+	t0 = mono_ms();
+	T_CHECK(client_sends(h, &c,
+			     "POST /body HTTP/1.1\r\nHost: t\r\nContent-Length: 1001\r\n"
+			     "Expect: 100-continue\r\n\r\n"));
+	T_CHECK_EQ_INT(client_reply(h, &c, false, &r), 413);
+	T_CHECK(mono_ms() - t0 < 1000);
+	T_CHECK(strncmp(r.head, "HTTP/1.1 413", 12) == 0);
+	T_CHECK_EQ_STR(r.body.buf, "request body too large (max 1000 bytes)\n");
+	T_CHECK_EQ_STR(reply_header(&r, "Connection", v, sizeof(v)), "close");
+	T_CHECK(client_wait_close(h, &c, WAIT_MS));
+	reply_release(&r);
+	client_close(&c);
+	/* absurd lengths too */
+	T_CHECK_EQ_INT(exchange(h,
+				"POST /body HTTP/1.1\r\nHost: t\r\n"
+				"Content-Length: 18446744073709551615\r\n\r\n",
+				false, &r),
+		       413);
+	reply_release(&r);
+
+	/* chunked past the limit: 413 as soon as it is, then closed */
+	T_CHECK(client_open(h, &c, "127.0.0.1", httpd__port(h)));
+	strbuf_reset(&req);
+	T_CHECK_EQ_INT(strbuf_addf(&req, "POST /body HTTP/1.1\r\nHost: t\r\n"
+					 "Transfer-Encoding: chunked\r\n\r\n258\r\n"),
+		       0);
+	T_CHECK_EQ_INT(strbuf_add(&req, body, 600), 0);
+	T_CHECK_EQ_INT(strbuf_addf(&req, "\r\n258\r\n"), 0);
+	T_CHECK_EQ_INT(strbuf_add(&req, body, 600), 0); /* 1200 > 1000, never terminated */
+	T_CHECK(client_send(h, &c, req.buf, req.len));
+	T_CHECK_EQ_INT(client_reply(h, &c, false, &r), 413);
+	T_CHECK_EQ_STR(r.body.buf, "request body too large (max 1000 bytes)\n");
+	T_CHECK_EQ_STR(reply_header(&r, "Connection", v, sizeof(v)), "close");
+	T_CHECK(client_wait_close(h, &c, WAIT_MS));
+	reply_release(&r);
+	client_close(&c);
+	/* the same with Expect: the 100 first, then the 413 */
+	T_CHECK(client_open(h, &c, "127.0.0.1", httpd__port(h)));
+	T_CHECK(client_sends(h, &c,
+			     "POST /body HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n"
+			     "Expect: 100-continue\r\n\r\n"));
+	T_CHECK(client_continue(h, &c));
+	T_CHECK(client_sends(h, &c, "3e9\r\n"));
+	T_CHECK(client_send(h, &c, body, 1001));
+	T_CHECK_EQ_INT(client_reply(h, &c, false, &r), 413);
+	T_CHECK(client_wait_close(h, &c, WAIT_MS));
+	reply_release(&r);
+	client_close(&c);
+
+	/* other methods: 405 listing POST, with or without a body */
+	T_CHECK(client_open(h, &c, "127.0.0.1", httpd__port(h)));
+	T_CHECK(client_sends(h, &c, "PUT /body HTTP/1.1\r\nHost: t\r\n\r\n"));
+	T_CHECK_EQ_INT(client_reply(h, &c, false, &r), 405);
+	T_CHECK_EQ_STR(reply_header(&r, "Allow", v, sizeof(v)), "GET, HEAD, POST");
+	T_CHECK_EQ_STR(r.body.buf, "method not allowed: use GET, HEAD or POST\n");
+	reply_release(&r);
+	client_close(&c);
+	T_CHECK_EQ_INT(exchange(h,
+				"DELETE /x HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello",
+				false, &r),
+		       405);
+	T_CHECK_EQ_STR(reply_header(&r, "Allow", v, sizeof(v)), "GET, HEAD, POST");
+	reply_release(&r);
+	/* GET with a body: still refused */
+	T_CHECK_EQ_INT(
+		exchange(h, "GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc", false, &r),
+		413);
+	T_CHECK_EQ_STR(r.body.buf, "request body not accepted: send GET or HEAD without a body\n");
+	reply_release(&r);
+	/* transfer codings we do not decode, and ambiguous framing */
+	T_CHECK_EQ_INT(exchange(h,
+				"POST /body HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\n"
+				"xx",
+				false, &r),
+		       501);
+	reply_release(&r);
+	T_CHECK_EQ_INT(exchange(h,
+				"POST /body HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n"
+				"Content-Length: 5\r\n\r\n0\r\n\r\n",
+				false, &r),
+		       400);
+	reply_release(&r);
+	/* a malformed chunk: libmicrohttpd's 400 */
+	T_CHECK_EQ_INT(
+		exchange(h,
+			 "POST /body HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+			 "zz\r\n",
+			 false, &r),
+		400);
+	reply_release(&r);
+
+	/* still serving bodies */
+	T_CHECK_EQ_INT(exchange(h, "POST /body HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nok",
+				false, &r),
+		       200);
+	T_CHECK_EQ_STR(r.body.buf, "ok");
+	reply_release(&r);
+
+	pump(h, 20);
+	s1 = stats_of(h);
+	T_CHECK_EQ_INT(t.calls - calls, 1); /* only the last one reached the handler */
+	T_CHECK_EQ_INT(t.bad_body, 0);
+	T_CHECK_EQ_INT(s1.bodies, 9);
+	T_CHECK_EQ_INT(s1.body_bytes, 5 + BODY_MAX + 11 + 3 + BODY_MAX + 0 + 0 + 2 + 2);
+	T_CHECK_EQ_INT(s1.rejected_size, 5); /* 2 by length, 2 chunked, GET with a body */
+	T_CHECK_EQ_INT(s1.rejected_method, 2);
+	T_CHECK_EQ_INT(s1.rejected_malformed, 3);
+	T_CHECK_EQ_INT(s1.responses_4xx, 9);
+	T_CHECK_EQ_INT(s1.responses_5xx, 1);
+	T_CHECK_EQ_INT(s1.closed_slow, 0);
+	strbuf_release(&req);
+	httpd__free(h);
+}
+
+/* With max_body_bytes 0, POST is refused as always (test_methods covers the details). */
+static void test_post_disabled(void)
+{
+	struct httpd_opts o = { 0 };
+	struct tctx t = { 0 };
+	struct httpd *h = start(&o, &t);
+	struct reply r;
+	char v[64];
+
+	T_CHECK(h != NULL);
+	if (!h)
+		return;
+	T_CHECK_EQ_INT(exchange(h, "POST /body HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nok",
+				false, &r),
+		       405);
+	T_CHECK_EQ_STR(reply_header(&r, "Allow", v, sizeof(v)), "GET, HEAD");
+	T_CHECK_EQ_STR(r.body.buf, "method not allowed: use GET or HEAD\n");
+	reply_release(&r);
+	T_CHECK_EQ_INT(
+		exchange(h,
+			 "POST /body HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+			 "2\r\nok\r\n0\r\n\r\n",
+			 false, &r),
+		405);
+	reply_release(&r);
+	T_CHECK_EQ_INT(exchange(h, "POST /body HTTP/1.1\r\nHost: t\r\n\r\n", false, &r), 405);
+	reply_release(&r);
+	T_CHECK_EQ_INT(t.calls, 0);
+	T_CHECK_EQ_INT(httpd__stats(h)->bodies, 0);
+	T_CHECK_EQ_INT(httpd__stats(h)->rejected_method, 3);
+	httpd__free(h);
+}
+
+/* Bodies that stall or trickle lose their slot; other clients are served meanwhile. */
+static void test_post_slow(void)
+{
+	struct httpd_opts o = { .timeout_s = 1, .max_body_bytes = 1 << 20 };
+	struct tctx t = { 0 };
+	struct httpd *h = start(&o, &t);
+	struct client a, b, c;
+	struct reply r;
+	uint64_t t0, t1;
+	size_t sent = 0;
+
+	T_CHECK(h != NULL);
+	if (!h)
+		return;
+
+	/* a: half a body, then silence: libmicrohttpd's idle timeout */
+	T_CHECK(client_open(h, &a, "127.0.0.1", httpd__port(h)));
+	T_CHECK(client_sends(h, &a,
+			     "POST /body HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n"
+			     "0123456789012345678901234567890123456789012345678"));
+	t0 = mono_ms();
+	pump(h, 100);
+
+	/* c: a body trickled one byte every 100 ms, never idle for 1 s */
+	T_CHECK(client_open(h, &c, "127.0.0.1", httpd__port(h)));
+	T_CHECK(client_sends(h, &c,
+			     "POST /body HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n"));
+	t1 = mono_ms();
+
+	/* b is served at once meanwhile, with a body */
+	T_CHECK(client_open(h, &b, "127.0.0.1", httpd__port(h)));
+	T_CHECK(send_post(h, &b, "/body", "", "fast", 4));
+	T_CHECK_EQ_INT(client_reply(h, &b, false, &r), 200);
+	T_CHECK_EQ_STR(r.body.buf, "fast");
+	T_CHECK(mono_ms() - t1 < 300);
+	reply_release(&r);
+
+	while (sent < 100 && !c.eof && mono_ms() - t1 < 5000) {
+		if (!client_send(h, &c, "x", 1))
+			break;
+		sent++;
+		pump(h, 100);
+		client_fill(&c);
+		if (!a.eof) {
+			client_fill(&a);
+			if (a.eof) {
+				/* a went after about timeout_s */
+				T_CHECK(mono_ms() - t0 >= 900);
+				T_CHECK(mono_ms() - t0 < 2500);
+			}
+		}
+		/* b keeps being served on its connection */
+		if (sent % 5 == 0) {
+			T_CHECK(send_post(h, &b, "/body", "", "again", 5));
+			T_CHECK_EQ_INT(client_reply(h, &b, false, &r), 200);
+			T_CHECK_EQ_STR(r.body.buf, "again");
+			reply_release(&r);
+		}
+	}
+	/* c cut by the body deadline (2 x timeout_s after its headers), well before 100 bytes */
+	T_CHECK(sent < 100);
+	T_CHECK(client_wait_close(h, &c, 1000));
+	T_CHECK(mono_ms() - t1 >= 1900);
+	T_CHECK(mono_ms() - t1 < 3000);
+	T_CHECK(client_wait_close(h, &a, 1000));
+	client_close(&a);
+	client_close(&c);
+
+	pump(h, 20);
+	T_CHECK_EQ_INT(httpd__stats(h)->closed_slow, 1); /* c; a was libmicrohttpd's */
+	T_CHECK_EQ_INT(t.bad_body, 0);
+	/* only b's requests reached the handler */
+	T_CHECK_EQ_INT(t.calls, httpd__stats(h)->bodies);
+	T_CHECK_EQ_INT(httpd__stats(h)->responses_2xx, t.calls);
+	T_CHECK(send_post(h, &b, "/body", "", "end", 3));
+	T_CHECK_EQ_INT(client_reply(h, &b, false, &r), 200);
+	reply_release(&r);
+	client_close(&b);
+	httpd__free(h);
+}
+
 int main(void)
 {
 	struct httpd_opts o = { 0 };
@@ -1428,5 +1841,8 @@ int main(void)
 	test_connection_limits();
 	test_ipv6();
 	test_free_busy();
+	test_post_disabled();
+	test_post_bodies();
+	test_post_slow();
 	return T_DONE();
 }

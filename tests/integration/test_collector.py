@@ -1,0 +1,183 @@
+# SPDX-License-Identifier: BSD-2-Clause
+"""pysamp-collector: agents push with --push, the collector stores in SQLite
+and renders the merged profile of an interval: for each application it equals
+what the agent itself collected. Bad requests (garbage bodies, missing or bad
+names, unsupported formats, oversized bodies, a wrong token) get clear 4xx
+and store nothing; a collector killed with SIGKILL during a stream of ingests
+keeps every ingest it acknowledged."""
+import json
+import os
+import random
+import re
+import signal
+import subprocess
+import time
+import urllib.parse
+from collections import Counter, defaultdict
+
+from itest import HZ, ROOT, http_get, single
+from svc import Service
+
+COLLECTOR = os.path.join(ROOT, "pysamp-collector")
+
+
+class Collector(object):
+    def __init__(self, ctx, data_dir, extra=()):
+        self.err = os.path.join(ctx.tmp, "collector%d.stderr" % random.randint(0, 1 << 30))
+        self.errf = open(self.err, "wb")
+        self.proc = subprocess.Popen([COLLECTOR, "--listen", "127.0.0.1:0", "--data-dir", data_dir]
+                                     + list(extra), stdout=subprocess.DEVNULL, stderr=self.errf)
+        ctx._procs.append(self)
+        self.port = None
+        for _ in range(100):
+            with open(self.err, "rb") as f:
+                m = re.search(rb"listening on port (\d+)", f.read())
+            if m:
+                self.port = int(m.group(1))
+                return
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        with open(self.err, "rb") as f:
+            ctx.fail("collector did not start: %r" % f.read()[-500:])
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        self.proc.wait(30)
+        self.errf.close()
+        return self.proc.returncode
+
+    kill = stop
+
+
+def _lines(text):
+    c = Counter()
+    for line in text.splitlines():
+        if line.strip():
+            stack, _, n = line.rpartition(" ")
+            c[stack] += int(n)
+    return c
+
+
+def _post(port, query, body, headers=None):
+    return http_get(port, "/ingest?" + urllib.parse.urlencode(query), method="POST",
+                    body=body, headers=headers)
+
+
+@single
+def collector_roundtrip(ctx, interp):
+    col = Collector(ctx, os.path.join(ctx.tmp, "data"))
+    a = Service(ctx, "coll_alpha", interp)
+    b = Service(ctx, "coll_beta", interp, sleep=0.005)
+    out = os.path.join(ctx.tmp, "agent.folded")
+    h = ctx.start_agent(["--all", "--include", "app:coll_*", "-F", str(HZ), "--window", "2",
+                         "--push", "http://127.0.0.1:%d" % col.port, "--group", "app", "-o", out])
+    time.sleep(8)
+    run = ctx.profile_async_stop(h, signal.SIGTERM)
+    ctx.check(run.rc == 0, "agent exit status %s:\n%s", run.rc, run.stderr[-600:])
+    with open(out) as f:
+        local = f.read()
+    per_app = defaultdict(Counter)
+    for stack, n in _lines(local).items():
+        app, _, rest = stack.partition(";")
+        per_app[app][rest] += n
+    st, _, body = http_get(col.port, "/api/series")
+    ctx.check(st == 200, "/api/series status %s", st)
+    series = json.loads(body)
+    apps = {s["app"] for s in series}
+    ctx.check({"coll_alpha", "coll_beta"} <= apps, "series apps %s", apps)
+    for s in series:
+        ctx.check("host=" in s["labels"] and "py_version=" in s["labels"], "labels %r", s["labels"])
+    for svc in (a, b):
+        st, _, body = http_get(col.port, "/render?query=%s&from=0&until=now" % svc.name)
+        ctx.check(st == 200, "/render status %s: %s", st, body[:200])
+        got = _lines(body)
+        ctx.check(sum(got.values()) > 0 and any(svc.hot in k for k in got),
+                  "%s not in the collector's profile", svc.hot)
+        ctx.check(got == per_app[svc.name], "%s: collector profile differs from the agent's own "
+                  "(%d vs %d samples)", svc.name, sum(got.values()), sum(per_app[svc.name].values()))
+    st, _, body = http_get(col.port, "/api/timeline?query=coll_alpha&from=0&until=now")
+    pts = json.loads(body) if st == 200 else []
+    ctx.check(st == 200 and len(pts) >= 1 and sum(p[1] for p in pts) == sum(per_app["coll_alpha"].values()),
+              "timeline (10 s buckets) %s", pts[:5])
+    ctx.check(col.stop() == 0, "collector exit status")
+
+
+@single
+def collector_bad_input(ctx, interp):
+    tok = os.path.join(ctx.tmp, "token")
+    with open(tok, "w") as f:
+        f.write("s3cret\n")
+    col = Collector(ctx, os.path.join(ctx.tmp, "data"), ["--token-file", tok, "--max-body", "1"])
+    auth = {"Authorization": "Bearer s3cret"}
+    good = {"name": "app.cpu{env=prod}", "from": "1700000000", "until": "1700000010",
+            "format": "folded"}
+    cases = [
+        (good, "a;b 1\n", {"Authorization": "Bearer wrong"}, 401),
+        (good, "a;b 1\n", {}, 401),
+        ({k: v for k, v in good.items() if k != "name"}, "a;b 1\n", auth, 400),
+        (dict(good, name="x'; DROP TABLE series;--"), "a;b 1\n", auth, 400),
+        (dict(good, name="my.app"), "a;b 1\n", auth, 400),
+        (dict(good, format="pprof"), "a;b 1\n", auth, 415),
+        (good, "garbage without counts\n", auth, 400),
+        (good, "a;;b 3\n", auth, 400),
+        (good, "a;b 1\x00\n", auth, 400),
+        (good, "a;b 1\n" * 10 + "x " * 600000, auth, 413),
+        (dict(good, frm="1"), "a;b 1\n", auth, 200),
+    ]
+    for q, body, hdr, want in cases:
+        st, _, text = _post(col.port, q, body.encode(), hdr)
+        ctx.check(st == want, "POST %s -> %s %r (want %d)", q.get("name"), st, text[:100], want)
+    st, _, _ = http_get(col.port, "/render?query=app")
+    ctx.check(st == 401, "render without a token: %s", st)
+    st, _, text = http_get(col.port, "/render?query=app&from=1699999990&until=1700000020",
+                           headers=auth)
+    ctx.check(st == 200 and _lines(text) == Counter({"a;b": 1}),
+              "only the one good ingest is stored: %r", text[:200])
+    # Hostile text that is allowed is stored verbatim.
+    weird = "f'; DROP TABLE frames;-- (x.py:1);<script>alert(1)</script> 2\n"
+    st, _, _ = _post(col.port, dict(good, name="app.cpu{env=DROP TABLE x;--}"), weird.encode(), auth)
+    ctx.check(st == 200, "hostile but valid ingest: %s", st)
+    st, _, text = http_get(col.port, "/render?" + urllib.parse.urlencode(
+        {"query": "app{env=DROP TABLE x;--}", "from": "0", "until": "now"}), headers=auth)
+    ctx.check(_lines(text) == _lines(weird), "hostile frames not stored verbatim: %r", text[:200])
+    st, _, _ = http_get(col.port, "/../../etc/passwd", headers=auth)
+    ctx.check(st in (400, 404), "path traversal: %s", st)
+    ctx.check(col.stop() == 0, "collector exit status")
+
+
+@single
+def collector_kill9(ctx, interp):
+    data = os.path.join(ctx.tmp, "data")
+    col = Collector(ctx, data)
+    acked = []
+    deadline = time.time() + 4 + random.random() * 2
+    i = 0
+    killed = False
+    while True:
+        q = {"name": "k9.cpu{run=a}", "from": str(1700000000 + 10 * (i % 50)),
+             "until": str(1700000010 + 10 * (i % 50))}
+        body = "".join("main;f%d;g%d %d\n" % (i, k, k + 1) for k in range(20))
+        if time.time() > deadline and not killed:
+            col.proc.send_signal(signal.SIGKILL)
+            killed = True
+        try:
+            st, _, _ = _post(col.port, q, body.encode())
+        except OSError:
+            break
+        if st == 200:
+            acked.append(i)
+        i += 1
+    col.stop()
+    ctx.check(len(acked) >= 20, "only %d ingests acknowledged before the kill", len(acked))
+    col2 = Collector(ctx, data)
+    st, _, text = http_get(col2.port, "/render?query=k9&from=0&until=now")
+    got = _lines(text)
+    missing = [i for i in acked if got.get("main;f%d;g19" % i) != 20]
+    ctx.check(st == 200 and not missing, "%d of %d acknowledged ingests lost after kill -9: %s",
+              len(missing), len(acked), missing[:10])
+    ok = subprocess.run(["sqlite3", os.path.join(data, "profiles.db"), "PRAGMA integrity_check;"],
+                        stdout=subprocess.PIPE).stdout.decode().strip()
+    ctx.check(ok == "ok", "integrity_check: %r", ok)
+    col2.stop()

@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <signal.h>
@@ -19,6 +20,7 @@
 #include <unistd.h>
 #include <json-c/json.h>
 
+#include "analyze.h"
 #include "folded.h"
 #include "httpd.h"
 #include "ingest.h"
@@ -82,6 +84,9 @@ static void usage(FILE *f)
 		"       seconds, or now, now-1h, ...; labels in the query must all match)\n"
 		"  GET  /api/series                     every series (JSON)\n"
 		"  GET  /api/timeline?query=...&from=&until=   samples per 10 s bucket (JSON)\n"
+		"  GET  /api/top?query=...&from=&until=[&limit=N]   functions by self/total (JSON)\n"
+		"  GET  /api/diff?query=...&from=&until=&from2=&until2=   differential folded\n"
+		"       (flamegraph.pl input: 'stack COUNT_1 COUNT_2')\n"
 		"  GET  /healthz\n",
 		DEFAULT_LISTEN, DEFAULT_DATA_DIR, DEFAULT_MAX_BODY);
 }
@@ -315,6 +320,94 @@ static void handle_render(struct collector *c, const struct httpd_request *req,
 	stacks__free(st);
 }
 
+static void reply_json(struct httpd_response *r, json_object *j, int e)
+{
+	const char *s;
+
+	if (e) {
+		reply(r, 500, "cannot read the store: %s", strerror(-e));
+	} else {
+		s = json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN);
+		r->content_type = "application/json";
+		(void)httpd_response_addf(r, "%s\n", s);
+	}
+	json_object_put(j);
+}
+
+/* /api/top: functions by self and total samples over the selection (JSON). */
+static void handle_top(struct collector *c, const struct httpd_request *req,
+		       struct httpd_response *r)
+{
+	const char *v = httpd_arg(req, "limit");
+	struct fn_stat *fs = NULL;
+	struct ingest_name n;
+	int64_t from, until;
+	uint32_t limit = 100;
+	struct stacks *st;
+	size_t nfs = 0;
+	json_object *a;
+	int e;
+
+	if (parse_selection(req, r, &n, &from, &until))
+		return;
+	if (v && parse_u32(v, 1, 100000, &limit)) {
+		reply(r, 400, "%s", "limit: expected 1-100000");
+		return;
+	}
+	st = stacks__new();
+	e = st ? store__query(c->store, n.app, n.labels[0] ? n.labels : NULL, from, until, st)
+	       : -ENOMEM;
+	if (!e)
+		e = analyze_top(st, &fs, &nfs);
+	a = json_object_new_array();
+	for (size_t i = 0; !e && i < nfs && i < limit; i++) {
+		json_object *o = json_object_new_object();
+		size_t len;
+		const char *name = stacks__label_bytes(st, fs[i].id, &len);
+
+		json_object_object_add(o, "name", json_object_new_string_len(name, (int)len));
+		json_object_object_add(o, "self", json_object_new_int64((int64_t)fs[i].self));
+		json_object_object_add(o, "total", json_object_new_int64((int64_t)fs[i].total));
+		json_object_array_add(a, o);
+	}
+	reply_json(r, a, e);
+	free(fs);
+	stacks__free(st);
+}
+
+/* /api/diff: the differential folded profile of [from, until) against [from2, until2). */
+static void handle_diff(struct collector *c, const struct httpd_request *req,
+			struct httpd_response *r)
+{
+	const char *v1 = httpd_arg(req, "from2"), *v2 = httpd_arg(req, "until2");
+	int64_t now = (int64_t)time(NULL), from, until, from2, until2;
+	struct stacks *a = NULL, *b = NULL;
+	struct ingest_name n;
+	const char *lm;
+	int e;
+
+	if (parse_selection(req, r, &n, &from, &until))
+		return;
+	if (!v1 || !v2 || ingest_parse_time(v1, now, &from2) || ingest_parse_time(v2, now, &until2)) {
+		reply(r, 400, "%s", "from2= and until2= (the second interval) are required");
+		return;
+	}
+	lm = n.labels[0] ? n.labels : NULL;
+	a = stacks__new();
+	b = stacks__new();
+	e = a && b ? store__query(c->store, n.app, lm, from, until, a) : -ENOMEM;
+	if (!e)
+		e = store__query(c->store, n.app, lm, from2, until2, b);
+	if (!e)
+		e = analyze_diff_write(a, b, &r->body);
+	if (e == -E2BIG)
+		r->err = e;
+	else if (e)
+		reply(r, 500, "cannot read the profiles: %s", strerror(-e));
+	stacks__free(a);
+	stacks__free(b);
+}
+
 static int add_series(void *arg, const char *app, const char *labels, int64_t first_s,
 		      int64_t last_s, uint64_t samples, uint32_t sample_rate)
 {
@@ -340,19 +433,6 @@ static int add_point(void *arg, int64_t t, uint64_t count)
 	return 0;
 }
 
-static void reply_json(struct httpd_response *r, json_object *j, int e)
-{
-	const char *s;
-
-	if (e) {
-		reply(r, 500, "cannot read the store: %s", strerror(-e));
-	} else {
-		s = json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN);
-		r->content_type = "application/json";
-		(void)httpd_response_addf(r, "%s\n", s);
-	}
-	json_object_put(j);
-}
 
 static void handle(void *ctx, const struct httpd_request *req, struct httpd_response *r)
 {
@@ -376,6 +456,10 @@ static void handle(void *ctx, const struct httpd_request *req, struct httpd_resp
 		reply(r, 405, "%s", "only /ingest takes POST");
 	} else if (!strcmp(req->path, "/render")) {
 		handle_render(c, req, r);
+	} else if (!strcmp(req->path, "/api/top")) {
+		handle_top(c, req, r);
+	} else if (!strcmp(req->path, "/api/diff")) {
+		handle_diff(c, req, r);
 	} else if (!strcmp(req->path, "/api/series")) {
 		json_object *a = json_object_new_array();
 
@@ -392,7 +476,8 @@ static void handle(void *ctx, const struct httpd_request *req, struct httpd_resp
 			   store__timeline(c->store, n.app, n.labels[0] ? n.labels : NULL, from,
 					   until, add_point, a));
 	} else {
-		reply(r, 404, "%s", "not found: /ingest, /render, /api/series, /api/timeline, /healthz");
+		reply(r, 404, "%s", "not found: /ingest, /render, /api/series, /api/timeline, /api/top, "
+			       "/api/diff, /healthz");
 	}
 }
 
@@ -439,14 +524,18 @@ int main(int argc, char **argv)
 	fprintf(stderr, "pysamp-collector: listening on port %u, data in %s\n",
 		httpd__port(c.httpd), c.o.data_dir);
 	while (!exiting) {
-		struct timespec ts = { 0, 5 * 1000 * 1000 };
+		/* Sleep until there is network work (or a timer is due); signals wake us too. */
+		struct pollfd pfd = { .fd = httpd__wait_fd(c.httpd), .events = POLLIN };
 
 		e = httpd__poll(c.httpd);
 		if (e) {
 			log_error("serving failed: %s", strerror(-e));
 			break;
 		}
-		nanosleep(&ts, NULL);
+		if (pfd.fd >= 0)
+			(void)poll(&pfd, 1, httpd__timeout_ms(c.httpd, 200));
+		else
+			(void)poll(NULL, 0, 5);
 	}
 	fprintf(stderr,
 		"pysamp-collector: %llu profiles stored (%llu samples), %llu rejected, %llu failed, "

@@ -1105,6 +1105,24 @@ int httpd__poll(struct httpd *h)
 	return 0;
 }
 
+int httpd__wait_fd(const struct httpd *h)
+{
+	const union MHD_DaemonInfo *i = h && h->d ? MHD_get_daemon_info(h->d,
+								      MHD_DAEMON_INFO_EPOLL_FD)
+						  : NULL;
+
+	return i ? i->epoll_fd : -1;
+}
+
+int httpd__timeout_ms(const struct httpd *h, int max_ms)
+{
+	MHD_UNSIGNED_LONG_LONG t;
+
+	if (h && h->d && MHD_get_timeout(h->d, &t) == MHD_YES && t < (MHD_UNSIGNED_LONG_LONG)max_ms)
+		return (int)t;
+	return max_ms;
+}
+
 uint16_t httpd__port(const struct httpd *h)
 {
 	return h->port;

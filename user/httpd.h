@@ -235,6 +235,15 @@ void httpd__free(struct httpd *h);
  */
 int httpd__poll(struct httpd *h) __attribute__((warn_unused_result));
 
+/*
+ * For a caller that sleeps in poll(2) between httpd__poll calls: a descriptor (libmicrohttpd's
+ * epoll set) that turns readable when there is network work, or -1; and how long it may sleep,
+ * at most max_ms, before libmicrohttpd's timers need a call. httpd's own slow-request deadlines
+ * are checked on each httpd__poll, so keep max_ms well below timeout_s.
+ */
+int httpd__wait_fd(const struct httpd *h);
+int httpd__timeout_ms(const struct httpd *h, int max_ms);
+
 /* The bound port (the actual one when listening on port 0). */
 uint16_t httpd__port(const struct httpd *h);
 

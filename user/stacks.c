@@ -391,6 +391,29 @@ int stacks__add(struct stacks *st, const uint32_t *ids, size_t n, uint64_t count
 	return 0;
 }
 
+bool stacks__find_label(const struct stacks *st, const char *label, size_t len, uint32_t *id)
+{
+	uint32_t *slot;
+
+	if (!st->label_tab_cap)
+		return false;
+	slot = label_slot(st, hash_bytes(label, len), label, len);
+	if (!*slot)
+		return false;
+	*id = *slot - 1;
+	return true;
+}
+
+uint64_t stacks__count(const struct stacks *st, const uint32_t *ids, size_t n)
+{
+	uint32_t *slot;
+
+	if (!st->stack_tab_cap || !n)
+		return 0;
+	slot = stack_slot(st, hash_ids(ids, n), ids, n);
+	return *slot ? st->recs[*slot - 1].count : 0;
+}
+
 size_t stacks__nlabels(const struct stacks *st)
 {
 	return st->nlabels;

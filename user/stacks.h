@@ -12,6 +12,7 @@
 #ifndef PYSAMP_STACKS_H
 #define PYSAMP_STACKS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -53,6 +54,12 @@ const char *stacks__label_bytes(const struct stacks *st, uint32_t id, size_t *le
  */
 int stacks__add(struct stacks *st, const uint32_t *ids, size_t n, uint64_t count)
 	__attribute__((warn_unused_result));
+
+/* The id of label[0..len) if it was interned (no insertion): true and *id, else false. */
+bool stacks__find_label(const struct stacks *st, const char *label, size_t len, uint32_t *id);
+
+/* The count of the stack ids[0..n) (0 when it was never added). */
+uint64_t stacks__count(const struct stacks *st, const uint32_t *ids, size_t n);
 
 /* Number of labels interned (ids run from 0 to this minus one). */
 size_t stacks__nlabels(const struct stacks *st);

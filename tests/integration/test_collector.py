@@ -101,6 +101,22 @@ def collector_roundtrip(ctx, interp):
     pts = json.loads(body) if st == 200 else []
     ctx.check(st == 200 and len(pts) >= 1 and sum(p[1] for p in pts) == sum(per_app["coll_alpha"].values()),
               "timeline (10 s buckets) %s", pts[:5])
+    # Top functions: the service's hot function leads by self samples.
+    st, _, body = http_get(col.port, "/api/top?query=coll_alpha&from=0&until=now&limit=5")
+    top = json.loads(body) if st == 200 else []
+    ctx.check(top and top[0]["name"].startswith(a.hot + " ("), "top functions %s", top[:3])
+    ctx.check(all(t["self"] <= t["total"] for t in top), "self > total in %s", top)
+    # Diff of the first bucket against the rest: every sample is in one column or the other.
+    if pts:
+        t1 = pts[0][0] + 10
+        st, _, body = http_get(col.port, "/api/diff?query=coll_alpha&from=0&until=%d&from2=%d"
+                               "&until2=now" % (t1, t1))
+        c1 = c2 = 0
+        for line in body.splitlines():
+            _, x, y = line.rsplit(" ", 2)
+            c1, c2 = c1 + int(x), c2 + int(y)
+        ctx.check(st == 200 and c1 == pts[0][1] and c1 + c2 == sum(p[1] for p in pts),
+                  "diff columns %d + %d for buckets %s", c1, c2, pts)
     ctx.check(col.stop() == 0, "collector exit status")
 
 

@@ -197,3 +197,48 @@ def collector_kill9(ctx, interp):
                         stdout=subprocess.PIPE).stdout.decode().strip()
     ctx.check(ok == "ok", "integrity_check: %r", ok)
     col2.stop()
+
+
+@single
+def collector_valgrind(ctx, interp):
+    """Every endpoint of the collector under valgrind: no invalid access, no definite leak."""
+    import shutil
+    if not shutil.which("valgrind"):
+        ctx.fail("valgrind is not installed (make deps installs it)")
+    vg = ["valgrind", "-q", "--error-exitcode=9", "--leak-check=full",
+          "--errors-for-leak-kinds=definite"]
+    err = os.path.join(ctx.tmp, "vg.stderr")
+    with open(err, "wb") as ef:
+        p = subprocess.Popen(vg + [COLLECTOR, "--listen", "127.0.0.1:0", "--data-dir",
+                                   os.path.join(ctx.tmp, "data")], stderr=ef)
+    ctx._procs.append(p)
+    port = None
+    for _ in range(300):
+        with open(err, "rb") as f:
+            m = re.search(rb"listening on port (\d+)", f.read())
+        if m:
+            port = int(m.group(1))
+            break
+        time.sleep(0.1)
+    ctx.check(port is not None, "collector under valgrind did not start")
+    if port:
+        for i in range(5):
+            q = {"name": "vg.cpu{k=v}", "from": str(1700000000 + 10 * i),
+                 "until": str(1700000010 + 10 * i)}
+            st, _, _ = _post(port, q, b"main;f 3\nmain;g;h 2\n", None)
+            ctx.check(st == 200, "ingest %d: %s", i, st)
+        st, _, _ = _post(port, {"name": "bad name"}, b"x 1\n", None)
+        ctx.check(st == 400, "bad ingest: %s", st)
+        for path in ("/render?query=vg&from=0&until=now", "/api/series",
+                     "/api/timeline?query=vg{k=v}&from=0&until=now",
+                     "/api/top?query=vg&from=0&until=now",
+                     "/api/diff?query=vg&from=0&until=1700000020&from2=1700000020&until2=now",
+                     "/nope"):
+            st, _, _ = http_get(port, path, timeout=60)
+            ctx.check(st in (200, 404), "GET %s: %s", path, st)
+    p.send_signal(signal.SIGTERM)
+    p.wait(60)
+    with open(err, "rb") as f:
+        text = f.read().decode("utf-8", "replace")
+    ctx.check(p.returncode == 0, "collector exit status %s under valgrind:\n%s", p.returncode,
+              text[-3000:])

@@ -38,8 +38,8 @@ CLANG_BPF_SYS_INCLUDES := $(shell $(CLANG) -v -E - </dev/null 2>&1 \
 	| sed -n '/<...> search starts here:/,/End of search list./{ s| \(/.*\)|-idirafter \1|p }')
 # libbpf static; libelf, libz, libmicrohttpd (--listen) and libcurl (--push) dynamic.
 LIBBPF_A := $(firstword $(wildcard /usr/lib/$(shell $(CC) -print-multiarch)/libbpf.a /usr/lib64/libbpf.a /usr/lib/libbpf.a))
-AGENT_LDLIBS := $(LIBBPF_A) -lelf -lz -lmicrohttpd -lcurl -lm
-COLLECTOR_LDLIBS := -lmicrohttpd -lsqlite3 -ljson-c -lm
+AGENT_LDLIBS := $(LIBBPF_A) -lelf -lz -lmicrohttpd -lcurl -ljson-c -lm
+COLLECTOR_LDLIBS := -lmicrohttpd -lsqlite3 -lcurl -ljson-c -lm
 # Tests link every module.
 LDLIBS := $(LIBBPF_A) -lelf -lz -lmicrohttpd -lcurl -lsqlite3 -ljson-c -lm
 

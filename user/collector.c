@@ -25,6 +25,7 @@
 #include "httpd.h"
 #include "ingest.h"
 #include "log.h"
+#include "poller.h"
 #include "stacks.h"
 #include "store.h"
 #include "util.h"
@@ -43,6 +44,8 @@ struct collector_opts {
 	const char *data_dir;
 	const char *token_file;
 	uint32_t max_body_mb;
+	const char *poll;
+	uint32_t poll_interval_s;
 	int verbose;
 };
 
@@ -50,6 +53,7 @@ struct collector {
 	struct collector_opts o;
 	struct store *store;
 	struct httpd *httpd;
+	struct poller *poller; /* --poll, or NULL */
 	char token[TOKEN_MAX]; /* "" = no token required */
 	uint64_t ingested, ingest_rejected, ingest_failed, unauthorized, samples;
 };
@@ -64,7 +68,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"Usage: pysamp-collector [--listen [ADDR:]PORT] [--data-dir DIR] [--token-file F]\n"
-		"                        [--max-body MB] [-v]\n"
+		"                        [--max-body MB] [--poll URL[,URL...]] [-v]\n"
 		"\n"
 		"Store the profiles pysamp-bpf agents push (Pyroscope ingest API) in SQLite and\n"
 		"serve them back.\n"
@@ -74,6 +78,9 @@ static void usage(FILE *f)
 		"  --token-file F        require 'Authorization: Bearer TOKEN' (first line of F)\n"
 		"                        for ingest and queries\n"
 		"  --max-body MB         largest ingest body accepted (default %d)\n"
+		"  --poll URL[,URL...]   also pull from agents (their --listen address,\n"
+		"                        http://host:4041): GET /export every interval\n"
+		"  --poll-interval S     seconds between pulls (default 10)\n"
 		"  -v, --verbose         log every request; -vv debug\n"
 		"  -h, --help            this help\n"
 		"      --version         print the version\n"
@@ -93,12 +100,15 @@ static void usage(FILE *f)
 
 static int parse_args(int argc, char **argv, struct collector_opts *o)
 {
-	enum { OPT_LISTEN = 256, OPT_DATA, OPT_TOKEN, OPT_MAX_BODY, OPT_VERSION };
+	enum { OPT_LISTEN = 256, OPT_DATA, OPT_TOKEN, OPT_MAX_BODY, OPT_VERSION, OPT_POLL,
+	       OPT_POLL_INTERVAL };
 	static const struct option longopts[] = {
 		{ "listen", required_argument, NULL, OPT_LISTEN },
 		{ "data-dir", required_argument, NULL, OPT_DATA },
 		{ "token-file", required_argument, NULL, OPT_TOKEN },
 		{ "max-body", required_argument, NULL, OPT_MAX_BODY },
+		{ "poll", required_argument, NULL, OPT_POLL },
+		{ "poll-interval", required_argument, NULL, OPT_POLL_INTERVAL },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, OPT_VERSION },
@@ -109,6 +119,7 @@ static int parse_args(int argc, char **argv, struct collector_opts *o)
 	o->listen = DEFAULT_LISTEN;
 	o->data_dir = DEFAULT_DATA_DIR;
 	o->max_body_mb = DEFAULT_MAX_BODY;
+	o->poll_interval_s = 10;
 	while ((c = getopt_long(argc, argv, "vh", longopts, NULL)) != -1) {
 		switch (c) {
 		case OPT_LISTEN:
@@ -123,6 +134,15 @@ static int parse_args(int argc, char **argv, struct collector_opts *o)
 		case OPT_MAX_BODY:
 			if (parse_u32(optarg, 1, 1024, &o->max_body_mb)) {
 				log_error("invalid --max-body '%s': expected 1-1024 MB", optarg);
+				return -EINVAL;
+			}
+			break;
+		case OPT_POLL:
+			o->poll = optarg;
+			break;
+		case OPT_POLL_INTERVAL:
+			if (parse_u32(optarg, 1, 3600, &o->poll_interval_s)) {
+				log_error("invalid --poll-interval '%s': expected 1-3600 s", optarg);
 				return -EINVAL;
 			}
 			break;
@@ -203,16 +223,59 @@ static bool authorized(const struct collector *c, const struct httpd_request *re
 	return diff == 0;
 }
 
+/*
+ * Parse and store one profile (name, interval, rate, folded body): the path POST /ingest and
+ * --poll share, so both store the same data. Returns the HTTP status (200 stored, 4xx refused,
+ * 5xx failed) with the reason in err.
+ */
+static int store_profile(struct collector *c, const char *name, int64_t from, int64_t until,
+			 uint32_t rate, const char *body, size_t len, char *err, size_t errlen)
+{
+	struct ingest_name n;
+	struct stacks *st;
+	int e;
+
+	if (ingest_parse_name(name, &n, err, errlen)) {
+		c->ingest_rejected++;
+		return 400;
+	}
+	st = stacks__new();
+	if (!st) {
+		snprintf(err, errlen, "out of memory");
+		return 503;
+	}
+	e = ingest_parse_folded(body ? body : "", len, st, MAX_INGEST_STACKS, err, errlen);
+	if (e) {
+		c->ingest_rejected++;
+		stacks__free(st);
+		return e == -ENOMEM ? 503 : e == -E2BIG ? 413 : 400;
+	}
+	e = store__ingest(c->store, n.app, n.labels, from, until, rate, st);
+	if (e) {
+		c->ingest_failed++;
+		snprintf(err, errlen, "cannot store the profile: %s", strerror(-e));
+	} else {
+		c->ingested++;
+		c->samples += stacks__total(st);
+	}
+	stacks__free(st);
+	return e ? 500 : 200;
+}
+
+static int store_polled(void *ctx, const char *name, int64_t from, int64_t until, uint32_t rate,
+			const char *body, size_t len, char *err, size_t errlen)
+{
+	return store_profile(ctx, name, from, until, rate, body, len, err, errlen);
+}
+
 static void handle_ingest(struct collector *c, const struct httpd_request *req,
 			  struct httpd_response *r)
 {
 	const char *name = httpd_arg(req, "name"), *fmt = httpd_arg(req, "format"), *v;
 	const char *enc = httpd_header(req, "Content-Encoding");
 	int64_t now = (int64_t)time(NULL), from = now, until = now;
-	struct ingest_name n;
-	struct stacks *st;
 	uint32_t rate = 100;
-	char err[256];
+	char err[256] = "";
 	int e;
 
 	if (strcmp(req->method, "POST")) {
@@ -229,11 +292,6 @@ static void handle_ingest(struct collector *c, const struct httpd_request *req,
 		reply(r, 415, "Content-Encoding %.32s is not supported", enc);
 		return;
 	}
-	if (ingest_parse_name(name, &n, err, sizeof(err))) {
-		c->ingest_rejected++;
-		reply(r, 400, "%s", err);
-		return;
-	}
 	if (((v = httpd_arg(req, "from")) && ingest_parse_time(v, now, &from)) ||
 	    ((v = httpd_arg(req, "until")) && ingest_parse_time(v, now, &until)) || until < from) {
 		c->ingest_rejected++;
@@ -242,29 +300,9 @@ static void handle_ingest(struct collector *c, const struct httpd_request *req,
 	}
 	if ((v = httpd_arg(req, "sampleRate")) && parse_u32(v, 0, 1000000, &rate))
 		rate = 100; /* as Pyroscope: a bad rate falls back to 100 */
-	st = stacks__new();
-	if (!st) {
-		reply(r, 503, "%s", "out of memory");
-		return;
-	}
-	e = ingest_parse_folded(req->body ? req->body : "", req->body_len, st, MAX_INGEST_STACKS, err,
-				sizeof(err));
-	if (e) {
-		c->ingest_rejected++;
-		reply(r, e == -ENOMEM ? 503 : e == -E2BIG ? 413 : 400, "%s", err);
-		stacks__free(st);
-		return;
-	}
-	e = store__ingest(c->store, n.app, n.labels, from, until, rate, st);
-	if (e) {
-		c->ingest_failed++;
-		reply(r, 500, "cannot store the profile: %s", strerror(-e));
-	} else {
-		c->ingested++;
-		c->samples += stacks__total(st);
-		r->status = 200;
-	}
-	stacks__free(st);
+	e = store_profile(c, name, from, until, rate, req->body, req->body_len, err, sizeof(err));
+	if (e != 200)
+		reply(r, e, "%s", err);
 }
 
 /* query=APP{k=v,...}, from, until (default: the last hour). 0 or a reply was made. */
@@ -515,6 +553,16 @@ int main(int argc, char **argv)
 		store__free(c.store);
 		return 1;
 	}
+	if (c.o.poll) {
+		c.poller = poller__new(c.o.poll, c.o.poll_interval_s, store_polled, &c, err,
+				       sizeof(err));
+		if (!c.poller) {
+			log_error("--poll: %s", err);
+			httpd__free(c.httpd);
+			store__free(c.store);
+			return 1;
+		}
+	}
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
 	sigemptyset(&sa.sa_mask);
@@ -526,14 +574,17 @@ int main(int argc, char **argv)
 	while (!exiting) {
 		/* Sleep until there is network work (or a timer is due); signals wake us too. */
 		struct pollfd pfd = { .fd = httpd__wait_fd(c.httpd), .events = POLLIN };
+		int wait = 200;
 
+		if (c.poller)
+			wait = poller__run(c.poller);
 		e = httpd__poll(c.httpd);
 		if (e) {
 			log_error("serving failed: %s", strerror(-e));
 			break;
 		}
 		if (pfd.fd >= 0)
-			(void)poll(&pfd, 1, httpd__timeout_ms(c.httpd, 200));
+			(void)poll(&pfd, 1, httpd__timeout_ms(c.httpd, wait < 200 ? wait : 200));
 		else
 			(void)poll(NULL, 0, 5);
 	}
@@ -543,6 +594,12 @@ int main(int argc, char **argv)
 		(unsigned long long)c.ingested, (unsigned long long)c.samples,
 		(unsigned long long)c.ingest_rejected, (unsigned long long)c.ingest_failed,
 		(unsigned long long)c.unauthorized);
+	if (c.poller)
+		fprintf(stderr, "pysamp-collector: pulled %llu profiles (%llu refused), %llu failed polls\n",
+			(unsigned long long)poller__stats(c.poller)->items,
+			(unsigned long long)poller__stats(c.poller)->refused,
+			(unsigned long long)poller__stats(c.poller)->errors);
+	poller__free(c.poller);
 	httpd__free(c.httpd);
 	store__free(c.store);
 	return 0;

@@ -146,6 +146,12 @@ static int build_body(struct export *e, const struct window *w, const struct ser
 
 void export_window(struct export *e, const struct window *w)
 {
+	if (e->o.enqueue)
+		export_window_to(e, w, e->o.enqueue, e->o.ctx);
+}
+
+void export_window_to(struct export *e, const struct window *w, export_enqueue_fn fn, void *ctx)
+{
 	struct strbuf body;
 	char name[1024];
 
@@ -178,7 +184,7 @@ void export_window(struct export *e, const struct window *w)
 			.body = body.buf,
 			.len = body.len,
 		};
-		if (e->o.enqueue(e->o.ctx, &it))
+		if (fn(ctx, &it))
 			e->enqueue_failures++;
 		else
 			e->items++;

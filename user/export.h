@@ -27,7 +27,7 @@
 typedef int (*export_enqueue_fn)(void *ctx, const struct push_item *it);
 
 struct export_opts {
-	export_enqueue_fn enqueue;
+	export_enqueue_fn enqueue; /* NULL: export_window does nothing */
 	void *ctx;
 	uint32_t sample_rate;	/* Hz */
 	const char *host;	/* host label value (sanitised here) */
@@ -47,8 +47,14 @@ struct export {
 /* Copy o (labels stay borrowed). */
 void export_init(struct export *e, const struct export_opts *o);
 
-/* Queue one item per series group of w (empty groups skipped). Errors are counted, not fatal. */
+/*
+ * Queue one item per series group of w (empty groups skipped) with the enqueue callback of the
+ * options (nothing without one). Errors are counted, not fatal.
+ */
 void export_window(struct export *e, const struct window *w);
+
+/* The same, handing the items to fn(ctx, item) (e.g. to serve them to a polling collector). */
+void export_window_to(struct export *e, const struct window *w, export_enqueue_fn fn, void *ctx);
 
 /*
  * Check an extra label "key=value": key [a-z_][a-z0-9_]* (not host, py_version, container, or

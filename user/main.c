@@ -113,14 +113,14 @@ static void usage(FILE *f)
 		"                           none\n"
 		"      --merge              same as --group comm\n"
 		"      --listen [ADDR:]PORT serve GET / (folded; ?seconds=, pid=, app=, group=),\n"
-		"                           /metrics (Prometheus) and /healthz (default address\n"
-		"                           127.0.0.1)\n"
+		"                           /export (for pysamp-collector --poll), /metrics\n"
+		"                           (Prometheus) and /healthz (default address 127.0.0.1)\n"
 		"      --push URL           send every window to a Pyroscope ingest API (our\n"
 		"                           pysamp-collector or Grafana Pyroscope)\n"
 		"      --push-token-file F  bearer token for --push (re-read on SIGHUP)\n"
 		"      --spool-dir DIR      keep unsent windows on disk too (survives restarts)\n"
 		"      --spool-memory MB    memory for unsent windows (default 64)\n"
-		"      --label KEY=VALUE    extra label on pushed profiles (repeatable)\n"
+		"      --label KEY=VALUE    extra label on pushed and exported profiles (repeatable)\n"
 		"  -v, --verbose            report sampler statistics at exit; -vv for debug logs\n"
 		"  -h, --help               this help\n"
 		"      --version            print the version\n"
@@ -335,8 +335,8 @@ static int parse_args(int argc, char **argv, struct pysamp_opts *o)
 		log_error("no process given: use -p PID or --all (see --help)");
 		return -EINVAL;
 	}
-	if ((o->push_token_file || o->spool_dir || o->nlabels) && !o->push_url) {
-		log_error("--push-token-file, --spool-dir and --label need --push URL");
+	if ((o->push_token_file || o->spool_dir) && !o->push_url) {
+		log_error("--push-token-file and --spool-dir need --push URL");
 		return -EINVAL;
 	}
 	return 0;
@@ -430,6 +430,9 @@ static int open_outputs(struct outputs *out, struct pysamp_opts *o, struct agent
 
 	out->o = o;
 	out->agent = a;
+	if (gethostname(host, sizeof(host) - 1))
+		snprintf(host, sizeof(host), "unknown");
+	host[sizeof(host) - 1] = '\0';
 	if (o->push_url) {
 		struct push_opts po = {
 			.url = o->push_url,
@@ -438,23 +441,24 @@ static int open_outputs(struct outputs *out, struct pysamp_opts *o, struct agent
 			.spool_mem_bytes = (size_t)o->spool_mb << 20,
 			.user_agent = "pysamp-bpf/" PYSAMP_VERSION,
 		};
-		struct export_opts eo = {
-			.sample_rate = o->hz,
-			.host = host,
-			.labels = o->labels,
-			.nlabels = o->nlabels,
-		};
 
 		out->push = push__new(&po, err, sizeof(err));
 		if (!out->push) {
 			log_error("--push %s: %s", o->push_url, err);
 			return -EINVAL;
 		}
-		if (gethostname(host, sizeof(host) - 1))
-			snprintf(host, sizeof(host), "unknown");
-		host[sizeof(host) - 1] = '\0';
-		eo.enqueue = enqueue_push;
-		eo.ctx = out->push;
+	}
+	{
+		/* Pushed (--push) and served (GET /export) profiles are built the same way. */
+		struct export_opts eo = {
+			.enqueue = out->push ? enqueue_push : NULL,
+			.ctx = out->push,
+			.sample_rate = o->hz,
+			.host = host,
+			.labels = o->labels,
+			.nlabels = o->nlabels,
+		};
+
 		export_init(&out->export, &eo);
 	}
 	if (o->listen) {
@@ -462,7 +466,7 @@ static int open_outputs(struct outputs *out, struct pysamp_opts *o, struct agent
 			.listen = o->listen,
 			.agent = a,
 			.push = out->push,
-			.export = out->push ? &out->export : NULL,
+			.export = &out->export,
 		};
 
 		out->serve = serve__new(&so, err, sizeof(err));

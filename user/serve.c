@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <unistd.h>
+#include <json-c/json.h>
 
 #include "folded.h"
 #include "httpd.h"
@@ -203,6 +204,71 @@ done:
 	free(sel.pids);
 }
 
+/* ------------------------------------------------------------------ export */
+
+/* One exported item as a JSON line: {"name","from","until","sampleRate","body"}. */
+static int export_line(void *ctx, const struct push_item *it)
+{
+	struct httpd_response *r = ctx;
+	json_object *o = json_object_new_object();
+	const char *s;
+	int err;
+
+	if (!o)
+		return -ENOMEM;
+	json_object_object_add(o, "name", json_object_new_string(it->name));
+	json_object_object_add(o, "from", json_object_new_int64((int64_t)it->from_s));
+	json_object_object_add(o, "until", json_object_new_int64((int64_t)it->until_s));
+	json_object_object_add(o, "sampleRate", json_object_new_int64(it->sample_rate));
+	json_object_object_add(o, "body", json_object_new_string_len(it->body, (int)it->len));
+	s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+	err = s ? strbuf_add(&r->body, s, strlen(s)) : -ENOMEM;
+	if (!err)
+		err = strbuf_add(&r->body, "\n", 1);
+	json_object_put(o);
+	if (err && !r->err)
+		r->err = err;
+	return err;
+}
+
+/*
+ * GET /export?from=T&until=T: the sealed windows overlapping [from, until) as the items --push
+ * would send, one JSON object per line, oldest first (what pysamp-collector --poll reads).
+ */
+static void handle_export(struct serve *s, const struct httpd_request *req,
+			  struct httpd_response *r)
+{
+	const struct agent *a = s->o.agent;
+	uint64_t from = 0, until = UINT32_MAX;
+	int64_t last = 0;
+	const char *v;
+
+	for (size_t i = 0; i < req->nargs; i++) {
+		if (strcmp(req->args[i].key, "from") && strcmp(req->args[i].key, "until")) {
+			reply_error(r, 400, "unknown parameter '%s' (known: from, until)",
+				    req->args[i].key);
+			return;
+		}
+	}
+	if (((v = httpd_arg(req, "from")) && parse_u64(v, 0, UINT32_MAX, &from)) ||
+	    ((v = httpd_arg(req, "until")) && parse_u64(v, 0, UINT32_MAX, &until))) {
+		reply_error(r, 400, "%s", "from/until: expected Unix seconds");
+		return;
+	}
+	r->content_type = "application/x-ndjson";
+	for (size_t i = 0; i < a->hist.n && !r->err; i++) {
+		const struct window *w = a->hist.w[i];
+
+		if (w->from_ms >= (int64_t)until * 1000 || w->until_ms <= (int64_t)from * 1000)
+			continue;
+		export_window_to(s->o.export, w, export_line, r);
+		if (w->until_ms > last)
+			last = w->until_ms;
+	}
+	snprintf(r->extra_headers, sizeof(r->extra_headers), "X-Pysamp-Until: %" PRId64 "\r\n",
+		 (last + 999) / 1000);
+}
+
 /* ------------------------------------------------------------------ metrics */
 
 static void metric(struct out *b, const char *name, const char *type, const char *help,
@@ -348,12 +414,14 @@ static void handle(void *ctx, const struct httpd_request *req, struct httpd_resp
 			reply_error(r, 400, "%s", "/metrics takes no parameters");
 		else
 			handle_metrics(s, r);
+	} else if (!strcmp(req->path, "/export")) {
+		handle_export(s, req, r);
 	} else if (!strcmp(req->path, "/healthz")) {
 		bool ok = s->o.agent->ld.skel && s->o.agent->ld.nlinks > 0;
 
 		reply_error(r, ok ? 200 : 503, "%s", ok ? "ok" : "sampler not attached");
 	} else {
-		reply_error(r, 404, "%s", "not found: try /, /metrics or /healthz");
+		reply_error(r, 404, "%s", "not found: try /, /export, /metrics or /healthz");
 	}
 }
 

@@ -7,6 +7,8 @@
  *                  or from=T&until=T (Unix seconds; sealed windows overlapping [from, until)),
  *                  pid=PID[,PID...], app=NAME, group=process|comm|app|none.
  *                  Headers X-Pysamp-From / X-Pysamp-Until give the interval covered.
+ *   GET /export    from=T&until=T: the sealed windows overlapping [from, until) as the items
+ *                  --push sends, one JSON object per line (pysamp-collector --poll).
  *   GET /metrics   the agent's counters in Prometheus text format (0.0.4).
  *   GET /healthz   "ok" while the sampler is attached.
  *
@@ -26,7 +28,7 @@ struct serve_opts {
 	const char *listen;	     /* "ADDR:PORT" (httpd_parse_listen forms) */
 	const struct agent *agent;   /* borrowed */
 	const struct push *push;     /* borrowed; NULL without --push */
-	const struct export *export; /* borrowed; NULL without --push */
+	struct export *export;	     /* borrowed */
 };
 
 struct serve;

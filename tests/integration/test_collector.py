@@ -139,12 +139,19 @@ def collector_bad_input(ctx, interp):
         (good, "garbage without counts\n", auth, 400),
         (good, "a;;b 3\n", auth, 400),
         (good, "a;b 1\x00\n", auth, 400),
-        (good, "a;b 1\n" * 10 + "x " * 600000, auth, 413),
         (dict(good, frm="1"), "a;b 1\n", auth, 200),
     ]
     for q, body, hdr, want in cases:
         st, _, text = _post(col.port, q, body.encode(), hdr)
         ctx.check(st == want, "POST %s -> %s %r (want %d)", q.get("name"), st, text[:100], want)
+    # Over --max-body: refused from the headers, before the body is read.
+    import socket
+    sk = socket.create_connection(("127.0.0.1", col.port), timeout=10)
+    sk.sendall(("POST /ingest?name=app HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer s3cret\r\n"
+                "Content-Length: %d\r\n\r\n" % (2 << 20)).encode())
+    reply = sk.recv(4096)
+    sk.close()
+    ctx.check(reply.startswith(b"HTTP/1.1 413"), "oversized body: %r", reply[:60])
     st, _, _ = http_get(col.port, "/render?query=app")
     ctx.check(st == 401, "render without a token: %s", st)
     st, _, text = http_get(col.port, "/render?query=app&from=1699999990&until=1700000020",
@@ -161,6 +168,21 @@ def collector_bad_input(ctx, interp):
     st, _, _ = http_get(col.port, "/../../etc/passwd", headers=auth)
     ctx.check(st in (400, 404), "path traversal: %s", st)
     ctx.check(col.stop() == 0, "collector exit status")
+    # Pulling from an agent that is not there: counted, the collector keeps serving.
+    dead = Collector(ctx, os.path.join(ctx.tmp, "data2"),
+                     ["--poll", "http://127.0.0.1:1", "--poll-interval", "1"])
+    time.sleep(2.5)
+    st, _, _ = http_get(dead.port, "/healthz")
+    ctx.check(st == 200, "healthz while polling a dead agent: %s", st)
+    ctx.check(dead.stop() == 0, "collector exit status")
+    with open(dead.err, "rb") as f:
+        text = f.read().decode()
+    m = re.search(r"(\d+) failed polls", text)
+    ctx.check(m and int(m.group(1)) >= 2, "failed polls not counted: %r", text[-300:])
+    r = subprocess.run([COLLECTOR, "--poll", "ftp://x", "--data-dir", os.path.join(ctx.tmp, "d3")],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    ctx.check(r.returncode != 0 and b"ftp://x" in r.stderr, "--poll ftp://x: %s %r", r.returncode,
+              r.stderr[-200:])
 
 
 @single
@@ -242,3 +264,37 @@ def collector_valgrind(ctx, interp):
         text = f.read().decode("utf-8", "replace")
     ctx.check(p.returncode == 0, "collector exit status %s under valgrind:\n%s", p.returncode,
               text[-3000:])
+
+
+@single
+def collector_pull_equals_push(ctx, interp):
+    """--poll: a collector pulling an agent's GET /export stores exactly what another collector
+    receives by --push from the same agent."""
+    push_col = Collector(ctx, os.path.join(ctx.tmp, "push"))
+    svc = Service(ctx, "pull_alpha", interp)
+    h = ctx.start_agent(["--all", "--include", "app:pull_*", "-F", str(HZ), "--window", "2",
+                         "--push", "http://127.0.0.1:%d" % push_col.port])
+    pull_col = Collector(ctx, os.path.join(ctx.tmp, "pull"),
+                         ["--poll", "http://127.0.0.1:%d" % h["port"], "--poll-interval", "1"])
+    time.sleep(16)
+    series = {}
+    for name, col in (("push", push_col), ("pull", pull_col)):
+        st, _, body = http_get(col.port, "/api/series")
+        series[name] = sorted((s["app"], s["labels"]) for s in json.loads(body)) if st == 200 else None
+    ctx.check(series["pull"] and series["pull"] == series["push"], "series differ: %s", series)
+    st, _, body = http_get(pull_col.port, "/api/timeline?query=pull_alpha&from=0&until=now")
+    pulled = json.loads(body) if st == 200 else []
+    st, _, body = http_get(push_col.port, "/api/timeline?query=pull_alpha&from=0&until=now")
+    pushed = dict((t, n) for t, n in json.loads(body)) if st == 200 else {}
+    ctx.check(len(pulled) >= 2, "pulled buckets %s", pulled)
+    done = pulled[:-1]  # the last bucket may still be filling on either side
+    ctx.check(all(pushed.get(t) == n for t, n in done), "pulled %s, pushed %s", done, pushed)
+    if done:
+        end = done[-1][0] + 10
+        a = http_get(pull_col.port, "/render?query=pull_alpha&from=0&until=%d" % end)[2]
+        b = http_get(push_col.port, "/render?query=pull_alpha&from=0&until=%d" % end)[2]
+        ctx.check(_lines(a) == _lines(b) and _lines(a), "pulled and pushed profiles differ")
+    run = ctx.profile_async_stop(h, signal.SIGTERM)
+    ctx.check(run.rc == 0, "agent exit status %s", run.rc)
+    ctx.check(pull_col.stop() == 0 and push_col.stop() == 0, "collector exit status")
+    svc.stop()

@@ -328,6 +328,9 @@ static int parse_selection(const struct httpd_request *req, struct httpd_respons
 		reply(r, 400, "%s", "from/until: expected Unix seconds or now-N");
 		return -EINVAL;
 	}
+	/* until=now includes the current second (times are whole seconds, until exclusive). */
+	if (v && !strcmp(v, "now"))
+		(*until)++;
 	return 0;
 }
 
@@ -430,6 +433,8 @@ static void handle_diff(struct collector *c, const struct httpd_request *req,
 		reply(r, 400, "%s", "from2= and until2= (the second interval) are required");
 		return;
 	}
+	if (!strcmp(v2, "now"))
+		until2++; /* as for until: the current second included */
 	lm = n.labels[0] ? n.labels : NULL;
 	a = stacks__new();
 	b = stacks__new();

@@ -47,7 +47,9 @@ def all_fleet(ctx, interp):
         want = t.want_app
         st, _, body = http_get(run_proc["port"], "/?seconds=30&group=app&pid=%d" % t.pid)
         apps = sorted(set(l.split(";")[0] for l in body.splitlines() if l.strip()))
-        if st != 200 or apps != [want]:
+        # A late member starts as a fork of this test runner (app "run", the runner's
+        # script) and then execs: samples of that moment carry the runner's name, rightly.
+        if st != 200 or want not in apps or any(a not in (want, "run") for a in apps):
             wrong.append("%s (pid %d): %s, want %s" % (t.name, t.pid, apps, want))
     ctx.check(not wrong, "%d fleet processes under the wrong application name: %s",
               len(wrong), "; ".join(wrong[:8]))

@@ -17,7 +17,7 @@ VMLINUX := vmlinux/$(ARCH)/vmlinux.h
 
 DEB_PACKAGES := clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config make gcc \
 	libc6-dev libclang-rt-14-dev valgrind python3 procps libmicrohttpd-dev \
-	libcurl4-openssl-dev curl util-linux libsqlite3-dev sqlite3 libjson-c-dev
+	libcurl4-openssl-dev curl util-linux libsqlite3-dev sqlite3 libjson-c-dev chromium
 
 ifeq ($(V),1)
 Q =
@@ -84,6 +84,10 @@ deps:
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing \
 			|| { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; }; \
 	elif [ -z "$(DEPS_QUIET)" ]; then echo "deps: all Debian packages present"; fi
+	@# The web UI's assets come from the npm registry (web/package.json): Node.js and npm from
+	@# Debian when the machine has none.
+	@command -v npm >/dev/null 2>&1 || { echo "deps: installing nodejs npm"; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends nodejs npm; }
 
 $(OUTPUT) $(OUTPUT)/fuzz $(SAN_DIR):
 	$(Q)mkdir -p $@
@@ -118,9 +122,30 @@ pysamp-bpf: $(OUTPUT)/main.o $(LIB_A)
 	$(call msg,BINARY,$@)
 	$(Q)$(CC) $(CFLAGS) $^ $(AGENT_LDLIBS) -o $@
 
-pysamp-collector: $(OUTPUT)/collector.o $(LIB_A)
+pysamp-collector: $(OUTPUT)/collector.o $(OUTPUT)/web_assets.o $(LIB_A)
 	$(call msg,BINARY,$@)
 	$(Q)$(CC) $(CFLAGS) $^ $(COLLECTOR_LDLIBS) -o $@
+
+# The web UI (web/src) and its vendored npm assets, embedded in the collector: it serves them
+# with no files to install and no network at run time. `npm ci` installs exactly what
+# web/package-lock.json pins (also playwright-core, which drives Chromium in the UI test).
+WEB_STAMP := web/node_modules/.package-lock.json
+WEB_ASSETS := /=web/src/index.html /assets/app.js=web/src/app.js /assets/app.css=web/src/app.css \
+	/assets/uPlot.iife.min.js=web/node_modules/uplot/dist/uPlot.iife.min.js \
+	/assets/uPlot.min.css=web/node_modules/uplot/dist/uPlot.min.css
+
+$(WEB_STAMP): web/package.json web/package-lock.json
+	$(call msg,NPM,web/node_modules)
+	$(Q)cd web && npm ci --no-audit --no-fund --loglevel=error
+	$(Q)touch $@
+
+$(OUTPUT)/web_assets.S: web/embed.sh $(wildcard web/src/*) $(WEB_STAMP) | $(OUTPUT)
+	$(call msg,EMBED,$@)
+	$(Q)web/embed.sh $@ $(WEB_ASSETS)
+
+$(OUTPUT)/web_assets.o: $(OUTPUT)/web_assets.S
+	$(call msg,AS,$@)
+	$(Q)$(CC) -c $< -o $@
 
 $(SAN_DIR)/%.o: user/%.c $(USER_HDRS) $(OUTPUT)/pysamp.skel.h | $(SAN_DIR)
 	$(call msg,CC-SAN,$@)
@@ -167,4 +192,4 @@ install: pysamp-bpf pysamp-collector
 	install -D -m 0755 pysamp-collector $(DESTDIR)$(prefix)/bin/pysamp-collector
 
 clean:
-	rm -rf $(OUTPUT) pysamp-bpf pysamp-collector
+	rm -rf $(OUTPUT) pysamp-bpf pysamp-collector web/node_modules

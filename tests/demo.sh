@@ -46,9 +46,11 @@ Where to look:
   curl -s 'http://127.0.0.1:$port/?group=app'          last 10 s, by application
   curl -s 'http://127.0.0.1:$port/?pid=$demo'           one process
   curl -s http://127.0.0.1:$port/metrics               the agent's counters (Prometheus)
-The collector keeps every 10 s window the agent pushes:
+The collector keeps every 10 s window the agent pushes. Its web UI (timeline,
+flame graph, top functions, diff of two intervals):
+  http://127.0.0.1:$cport/?app=demo&from=now-15m
   curl -s http://127.0.0.1:$cport/api/series                  applications and labels
-  curl -sg 'http://127.0.0.1:$cport/render?query=demo&from=now-1h&until=now' | flamegraph.pl > demo.svg
+  curl -sg 'http://127.0.0.1:$cport/render?query=demo&from=now-1h&until=now&format=svg' > demo.svg
 First profile in 10 s; Ctrl-C stops.
 
 MSG

@@ -37,4 +37,16 @@ int analyze_top(const struct stacks *st, struct fn_stat **out, size_t *n)
 int analyze_diff_write(const struct stacks *a, const struct stacks *b, struct strbuf *sb)
 	__attribute__((warn_unused_result));
 
+/*
+ * The merged call tree of st as JSON, the shape d3-flame-graph and similar viewers read:
+ *   {"name":"all","value":TOTAL,"self":0,"children":[{"name":"main","value":N,"self":S,
+ *    "children":[...]}, ...]}
+ * value counts the samples of the node and below, self those ending at it. Children are merged
+ * by label and ordered by value descending, then label bytes. Names are JSON strings of the
+ * label bytes (invalid UTF-8 replaced by U+FFFD, control characters escaped). Any depth (no
+ * recursion). Ends with a newline.
+ * 0, -ENOMEM, or -E2BIG past sb's cap (sb then restored).
+ */
+int analyze_tree_write(const struct stacks *st, struct strbuf *sb) __attribute__((warn_unused_result));
+
 #endif /* PYSAMP_ANALYZE_H */

@@ -21,11 +21,13 @@
 #include <json-c/json.h>
 
 #include "analyze.h"
+#include "flamesvg.h"
 #include "folded.h"
 #include "httpd.h"
 #include "ingest.h"
 #include "log.h"
 #include "poller.h"
+#include "ratelimit.h"
 #include "stacks.h"
 #include "store.h"
 #include "util.h"
@@ -35,7 +37,9 @@
 #define DEFAULT_DATA_DIR  "pysamp-data"
 #define DEFAULT_MAX_BODY  16 /* MB */
 #define MAX_INGEST_STACKS 100000
-#define TOKEN_MAX	  512
+#define TOKEN_MAX	  4096
+#define DEFAULT_RATE	  100 /* requests per second per client */
+#define RATE_CLIENTS	  4096
 
 static volatile sig_atomic_t exiting;
 
@@ -46,6 +50,7 @@ struct collector_opts {
 	uint32_t max_body_mb;
 	const char *poll;
 	uint32_t poll_interval_s;
+	uint32_t rate_limit; /* requests/s per client, 0 = off */
 	int verbose;
 };
 
@@ -54,9 +59,18 @@ struct collector {
 	struct store *store;
 	struct httpd *httpd;
 	struct poller *poller; /* --poll, or NULL */
-	char token[TOKEN_MAX]; /* "" = no token required */
-	uint64_t ingested, ingest_rejected, ingest_failed, unauthorized, samples;
+	char *token;	       /* NULL = no token required */
+	struct ratelimit *limit; /* per client address, or NULL (--rate-limit 0) */
+	uint64_t ingested, ingest_rejected, ingest_failed, unauthorized, samples, limited;
 };
+
+/* The web UI, embedded at build time (web/embed.sh): path, bytes, size; a NULL path ends it. */
+struct web_asset {
+	const char *path;
+	const unsigned char *data;
+	unsigned long size;
+};
+extern const struct web_asset web_assets[];
 
 static void on_signal(int sig)
 {
@@ -81,27 +95,33 @@ static void usage(FILE *f)
 		"  --poll URL[,URL...]   also pull from agents (their --listen address,\n"
 		"                        http://host:4041): GET /export every interval\n"
 		"  --poll-interval S     seconds between pulls (default 10)\n"
+		"  --rate-limit N        requests per second per client address, bursts of\n"
+		"                        2N (default %d; 0: none); over it: 429 + Retry-After\n"
 		"  -v, --verbose         log every request; -vv debug\n"
 		"  -h, --help            this help\n"
 		"      --version         print the version\n"
 		"\n"
 		"Endpoints:\n"
 		"  POST /ingest?name=APP.cpu{k=v,...}&from=T&until=T&format=folded   store a profile\n"
-		"  GET  /render?query=APP{k=v,...}&from=T&until=T   merged folded stacks (T: Unix\n"
-		"       seconds, or now, now-1h, ...; labels in the query must all match)\n"
+		"  GET  /          the web UI\n"
+		"  GET  /render?query=APP{k=v,...}&from=T&until=T[&format=F]   the merged profile\n"
+		"       (T: Unix seconds, or now, now-3600, ...; labels in the query must all match;\n"
+		"       F: folded (default), json (call tree), svg (flame graph; &reverse=1: icicle,\n"
+		"       &width=PX))\n"
 		"  GET  /api/series                     every series (JSON)\n"
 		"  GET  /api/timeline?query=...&from=&until=   samples per 10 s bucket (JSON)\n"
 		"  GET  /api/top?query=...&from=&until=[&limit=N]   functions by self/total (JSON)\n"
-		"  GET  /api/diff?query=...&from=&until=&from2=&until2=   differential folded\n"
-		"       (flamegraph.pl input: 'stack COUNT_1 COUNT_2')\n"
+		"  GET  /api/diff?query=...&from=&until=&from2=&until2=[&format=svg]   the second\n"
+		"       interval against the first: differential folded (flamegraph.pl input:\n"
+		"       'stack COUNT_1 COUNT_2') or a differential flame graph\n"
 		"  GET  /healthz\n",
-		DEFAULT_LISTEN, DEFAULT_DATA_DIR, DEFAULT_MAX_BODY);
+		DEFAULT_LISTEN, DEFAULT_DATA_DIR, DEFAULT_MAX_BODY, DEFAULT_RATE);
 }
 
 static int parse_args(int argc, char **argv, struct collector_opts *o)
 {
 	enum { OPT_LISTEN = 256, OPT_DATA, OPT_TOKEN, OPT_MAX_BODY, OPT_VERSION, OPT_POLL,
-	       OPT_POLL_INTERVAL };
+	       OPT_POLL_INTERVAL, OPT_RATE_LIMIT };
 	static const struct option longopts[] = {
 		{ "listen", required_argument, NULL, OPT_LISTEN },
 		{ "data-dir", required_argument, NULL, OPT_DATA },
@@ -109,6 +129,7 @@ static int parse_args(int argc, char **argv, struct collector_opts *o)
 		{ "max-body", required_argument, NULL, OPT_MAX_BODY },
 		{ "poll", required_argument, NULL, OPT_POLL },
 		{ "poll-interval", required_argument, NULL, OPT_POLL_INTERVAL },
+		{ "rate-limit", required_argument, NULL, OPT_RATE_LIMIT },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, OPT_VERSION },
@@ -120,6 +141,7 @@ static int parse_args(int argc, char **argv, struct collector_opts *o)
 	o->data_dir = DEFAULT_DATA_DIR;
 	o->max_body_mb = DEFAULT_MAX_BODY;
 	o->poll_interval_s = 10;
+	o->rate_limit = DEFAULT_RATE;
 	while ((c = getopt_long(argc, argv, "vh", longopts, NULL)) != -1) {
 		switch (c) {
 		case OPT_LISTEN:
@@ -146,6 +168,14 @@ static int parse_args(int argc, char **argv, struct collector_opts *o)
 				return -EINVAL;
 			}
 			break;
+		case OPT_RATE_LIMIT:
+			if (parse_u32(optarg, 0, 1000000, &o->rate_limit)) {
+				log_error("invalid --rate-limit '%s': expected requests per second "
+					  "per client, 0-1000000 (0: no limit)",
+					  optarg);
+				return -EINVAL;
+			}
+			break;
 		case 'v':
 			o->verbose++;
 			break;
@@ -166,23 +196,6 @@ static int parse_args(int argc, char **argv, struct collector_opts *o)
 		return -EINVAL;
 	}
 	return 0;
-}
-
-static int read_token(const char *path, char *out, size_t outlen)
-{
-	FILE *f = fopen(path, "r");
-	size_t n;
-
-	if (!f)
-		return -errno;
-	if (!fgets(out, (int)outlen, f))
-		out[0] = '\0';
-	fclose(f);
-	n = strcspn(out, "\r\n");
-	out[n] = '\0';
-	while (n && (out[n - 1] == ' ' || out[n - 1] == '\t'))
-		out[--n] = '\0';
-	return n ? 0 : -EINVAL;
 }
 
 static void reply(struct httpd_response *r, int status, const char *fmt, ...)
@@ -208,7 +221,7 @@ static bool authorized(const struct collector *c, const struct httpd_request *re
 	size_t n, tn;
 	unsigned char diff = 0;
 
-	if (!c->token[0])
+	if (!c->token)
 		return true;
 	h = httpd_header(req, "Authorization");
 	if (!h || strncmp(h, "Bearer ", 7))
@@ -305,6 +318,46 @@ static void handle_ingest(struct collector *c, const struct httpd_request *req,
 		reply(r, e, "%s", err);
 }
 
+static const char *content_type_of(const char *path)
+{
+	const char *dot = strrchr(path, '.');
+
+	if (!dot || !strcmp(dot, ".html") || !strcmp(path, "/"))
+		return "text/html; charset=utf-8";
+	if (!strcmp(dot, ".js"))
+		return "text/javascript; charset=utf-8";
+	if (!strcmp(dot, ".css"))
+		return "text/css; charset=utf-8";
+	return "application/octet-stream";
+}
+
+/*
+ * The web UI's files: only the exact paths embedded in the binary exist (no file system, so
+ * no traversal); "/index.html" is "/". true when path named one and the reply was made.
+ */
+static bool serve_asset(const struct httpd_request *req, struct httpd_response *r)
+{
+	const char *path = strcmp(req->path, "/index.html") ? req->path : "/";
+
+	for (const struct web_asset *a = web_assets; a->path; a++) {
+		if (strcmp(a->path, path))
+			continue;
+		if (strcmp(req->method, "GET") && strcmp(req->method, "HEAD")) {
+			reply(r, 405, "%s", "GET only");
+			return true;
+		}
+		r->content_type = content_type_of(path);
+		snprintf(r->extra_headers, sizeof(r->extra_headers),
+			 "X-Content-Type-Options: nosniff\r\n"
+			 "Cache-Control: %s\r\n",
+			 strcmp(path, "/") ? "public, max-age=300" : "no-cache");
+		if (httpd_response_add(r, a->data, a->size))
+			r->err = -E2BIG;
+		return true;
+	}
+	return false;
+}
+
 /* query=APP{k=v,...}, from, until (default: the last hour). 0 or a reply was made. */
 static int parse_selection(const struct httpd_request *req, struct httpd_response *r,
 			   struct ingest_name *n, int64_t *from, int64_t *until)
@@ -334,30 +387,97 @@ static int parse_selection(const struct httpd_request *req, struct httpd_respons
 	return 0;
 }
 
+enum out_format { OUT_FOLDED, OUT_JSON, OUT_SVG };
+
+/* format=folded (default), json (call tree) or svg (flame graph). 0 or a 400 reply was made. */
+static int parse_format(const struct httpd_request *req, struct httpd_response *r,
+			enum out_format *f)
+{
+	const char *v = httpd_arg(req, "format");
+
+	*f = OUT_FOLDED;
+	if (!v || !*v || !strcmp(v, "folded"))
+		return 0;
+	if (!strcmp(v, "json")) {
+		*f = OUT_JSON;
+		return 0;
+	}
+	if (!strcmp(v, "svg")) {
+		*f = OUT_SVG;
+		return 0;
+	}
+	reply(r, 400, "format=%.32s: expected folded, json or svg", v);
+	return -EINVAL;
+}
+
+static void fmt_interval(char *out, size_t outlen, int64_t from, int64_t until)
+{
+	char a[32] = "?", b[32] = "?";
+	time_t ta = (time_t)from, tb = (time_t)until;
+	struct tm tm;
+
+	if (gmtime_r(&ta, &tm))
+		strftime(a, sizeof(a), "%Y-%m-%d %H:%M:%S", &tm);
+	if (gmtime_r(&tb, &tm))
+		strftime(b, sizeof(b), "%Y-%m-%d %H:%M:%S", &tm);
+	snprintf(out, outlen, "%s to %s UTC", a, b);
+}
+
+/* A flame graph of st (base: the differential graph against it) titled with the query. */
+static int write_svg(const struct httpd_request *req, struct httpd_response *r,
+		     const struct stacks *st, const struct stacks *base, const char *subtitle)
+{
+	const char *rev = httpd_arg(req, "reverse"), *w = httpd_arg(req, "width");
+	struct flamesvg_opts o = { 0 };
+
+	if (w && parse_u32(w, 100, 100000, &o.width)) {
+		reply(r, 400, "%s", "width: expected 100-100000 (pixels)");
+		return 0; /* replied */
+	}
+	o.title = httpd_arg(req, "query");
+	o.subtitle = subtitle;
+	o.reverse = rev && (!strcmp(rev, "1") || !strcmp(rev, "true"));
+	o.base = base;
+	r->content_type = "image/svg+xml";
+	return flamesvg_write(st, &o, &r->body);
+}
+
+/* Finish a profile reply: a full buffer is httpd's 500-and-say-so, other errors a 500 here. */
+static void profile_done(struct httpd_response *r, int e)
+{
+	if (e == -E2BIG) {
+		r->err = e;
+	} else if (e) {
+		r->content_type = NULL;
+		reply(r, 500, "cannot read the profile: %s", strerror(-e));
+	}
+}
+
 static void handle_render(struct collector *c, const struct httpd_request *req,
 			  struct httpd_response *r)
 {
-	const char *fmt = httpd_arg(req, "format");
 	struct ingest_name n;
+	enum out_format f;
 	int64_t from, until;
 	struct stacks *st;
+	char sub[96];
 	int e;
 
-	if (parse_selection(req, r, &n, &from, &until))
+	if (parse_selection(req, r, &n, &from, &until) || parse_format(req, r, &f))
 		return;
-	if (fmt && strcmp(fmt, "folded")) {
-		reply(r, 400, "format=%.32s: only folded for now", fmt);
-		return;
-	}
 	st = stacks__new();
 	e = st ? store__query(c->store, n.app, n.labels[0] ? n.labels : NULL, from, until, st)
 	       : -ENOMEM;
-	if (!e)
+	if (!e && f == OUT_FOLDED) {
 		e = folded_write_buf(st, &r->body);
-	if (e == -E2BIG)
-		r->err = e;
-	else if (e)
-		reply(r, 500, "cannot read the profile: %s", strerror(-e));
+	} else if (!e && f == OUT_JSON) {
+		r->content_type = "application/json";
+		e = analyze_tree_write(st, &r->body);
+	} else if (!e) {
+		fmt_interval(sub, sizeof(sub), from, until);
+		e = write_svg(req, r, st, NULL, sub);
+	}
+	profile_done(r, e);
 	stacks__free(st);
 }
 
@@ -417,6 +537,11 @@ static void handle_top(struct collector *c, const struct httpd_request *req,
 }
 
 /* /api/diff: the differential folded profile of [from, until) against [from2, until2). */
+/*
+ * /api/diff: [from2, until2) against the baseline [from, until): differential folded
+ * (flamegraph.pl's difffolded input), or format=svg, a differential flame graph (widths from the
+ * second interval; red: a larger share than in the baseline, blue: smaller).
+ */
 static void handle_diff(struct collector *c, const struct httpd_request *req,
 			struct httpd_response *r)
 {
@@ -424,11 +549,17 @@ static void handle_diff(struct collector *c, const struct httpd_request *req,
 	int64_t now = (int64_t)time(NULL), from, until, from2, until2;
 	struct stacks *a = NULL, *b = NULL;
 	struct ingest_name n;
+	enum out_format f;
 	const char *lm;
+	char sub[224], i1[96], i2[96];
 	int e;
 
-	if (parse_selection(req, r, &n, &from, &until))
+	if (parse_selection(req, r, &n, &from, &until) || parse_format(req, r, &f))
 		return;
+	if (f == OUT_JSON) {
+		reply(r, 400, "%s", "format=json is not available for a diff: folded or svg");
+		return;
+	}
 	if (!v1 || !v2 || ingest_parse_time(v1, now, &from2) || ingest_parse_time(v2, now, &until2)) {
 		reply(r, 400, "%s", "from2= and until2= (the second interval) are required");
 		return;
@@ -441,12 +572,15 @@ static void handle_diff(struct collector *c, const struct httpd_request *req,
 	e = a && b ? store__query(c->store, n.app, lm, from, until, a) : -ENOMEM;
 	if (!e)
 		e = store__query(c->store, n.app, lm, from2, until2, b);
-	if (!e)
+	if (!e && f == OUT_FOLDED) {
 		e = analyze_diff_write(a, b, &r->body);
-	if (e == -E2BIG)
-		r->err = e;
-	else if (e)
-		reply(r, 500, "cannot read the profiles: %s", strerror(-e));
+	} else if (!e) {
+		fmt_interval(i1, sizeof(i1), from, until);
+		fmt_interval(i2, sizeof(i2), from2, until2);
+		snprintf(sub, sizeof(sub), "%s against the baseline %s", i2, i1);
+		e = write_svg(req, r, b, a, sub);
+	}
+	profile_done(r, e);
 	stacks__free(a);
 	stacks__free(b);
 }
@@ -477,6 +611,26 @@ static int add_point(void *arg, int64_t t, uint64_t count)
 }
 
 
+/* The host part of --listen for a URL people can open: the wildcard and no address mean here. */
+static void ui_host(const char *listen, char *out, size_t outlen)
+{
+	const char *colon = strrchr(listen, ':');
+	size_t n = colon ? (size_t)(colon - listen) : 0;
+
+	if (!n || (n == 7 && !strncmp(listen, "0.0.0.0", 7)) || (n == 4 && !strncmp(listen, "[::]", 4)))
+		snprintf(out, outlen, "127.0.0.1");
+	else
+		snprintf(out, outlen, "%.*s", (int)n, listen);
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
 static void handle(void *ctx, const struct httpd_request *req, struct httpd_response *r)
 {
 	struct collector *c = ctx;
@@ -487,6 +641,22 @@ static void handle(void *ctx, const struct httpd_request *req, struct httpd_resp
 	if (!strcmp(req->path, "/healthz")) {
 		reply(r, 200, "%s", "ok");
 		return;
+	}
+	if (serve_asset(req, r))
+		return;
+	if (c->limit) {
+		char host[64];
+		uint32_t retry = 1;
+
+		ratelimit_peer_host(req->peer, host, sizeof(host));
+		if (!ratelimit__take(c->limit, host, now_ms(), &retry)) {
+			c->limited++;
+			reply(r, 429, "too many requests from %s: at most %u per second", host,
+			      c->o.rate_limit);
+			snprintf(r->extra_headers, sizeof(r->extra_headers), "Retry-After: %u\r\n",
+				 retry);
+			return;
+		}
 	}
 	if (!authorized(c, req)) {
 		c->unauthorized++;
@@ -529,8 +699,8 @@ int main(int argc, char **argv)
 	struct collector c;
 	struct httpd_opts ho = { 0 };
 	struct sigaction sa;
-	char err[512] = "";
-	int e;
+	char err[512] = "", host[128];
+	int e, status = 1;
 
 	memset(&c, 0, sizeof(c));
 	log_set_prog("pysamp-collector");
@@ -538,15 +708,22 @@ int main(int argc, char **argv)
 	if (e)
 		return 1;
 	log_set_level(c.o.verbose >= 2 ? LOG_DEBUG : c.o.verbose ? LOG_INFO : LOG_WARN);
-	if (c.o.token_file && (e = read_token(c.o.token_file, c.token, sizeof(c.token)))) {
+	if (c.o.token_file && (e = token_read_file(c.o.token_file, TOKEN_MAX, &c.token))) {
 		log_error("--token-file %s: %s", c.o.token_file,
-			  e == -EINVAL ? "empty token" : strerror(-e));
+			  e == -EINVAL ? "empty or invalid token (one line, no spaces)" : strerror(-e));
 		return 1;
+	}
+	if (c.o.rate_limit) {
+		c.limit = ratelimit__new(c.o.rate_limit, 2.0 * c.o.rate_limit, RATE_CLIENTS);
+		if (!c.limit) {
+			log_error("out of memory");
+			goto out;
+		}
 	}
 	c.store = store__open(c.o.data_dir, err, sizeof(err));
 	if (!c.store) {
 		log_error("--data-dir %s: %s", c.o.data_dir, err);
-		return 1;
+		goto out;
 	}
 	ho.listen = c.o.listen;
 	ho.handler = handle;
@@ -555,17 +732,14 @@ int main(int argc, char **argv)
 	c.httpd = httpd__new(&ho, err, sizeof(err));
 	if (!c.httpd) {
 		log_error("--listen %s: %s", c.o.listen, err);
-		store__free(c.store);
-		return 1;
+		goto out;
 	}
 	if (c.o.poll) {
 		c.poller = poller__new(c.o.poll, c.o.poll_interval_s, store_polled, &c, err,
 				       sizeof(err));
 		if (!c.poller) {
 			log_error("--poll: %s", err);
-			httpd__free(c.httpd);
-			store__free(c.store);
-			return 1;
+			goto out;
 		}
 	}
 	memset(&sa, 0, sizeof(sa));
@@ -574,8 +748,9 @@ int main(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	fprintf(stderr, "pysamp-collector: listening on port %u, data in %s\n",
-		httpd__port(c.httpd), c.o.data_dir);
+	ui_host(c.o.listen, host, sizeof(host));
+	fprintf(stderr, "pysamp-collector: listening on port %u, data in %s; web UI: http://%s:%u/\n",
+		httpd__port(c.httpd), c.o.data_dir, host, httpd__port(c.httpd));
 	while (!exiting) {
 		/* Sleep until there is network work (or a timer is due); signals wake us too. */
 		struct pollfd pfd = { .fd = httpd__wait_fd(c.httpd), .events = POLLIN };
@@ -595,17 +770,21 @@ int main(int argc, char **argv)
 	}
 	fprintf(stderr,
 		"pysamp-collector: %llu profiles stored (%llu samples), %llu rejected, %llu failed, "
-		"%llu unauthorized\n",
+		"%llu unauthorized, %llu over the rate limit\n",
 		(unsigned long long)c.ingested, (unsigned long long)c.samples,
 		(unsigned long long)c.ingest_rejected, (unsigned long long)c.ingest_failed,
-		(unsigned long long)c.unauthorized);
+		(unsigned long long)c.unauthorized, (unsigned long long)c.limited);
 	if (c.poller)
 		fprintf(stderr, "pysamp-collector: pulled %llu profiles (%llu refused), %llu failed polls\n",
 			(unsigned long long)poller__stats(c.poller)->items,
 			(unsigned long long)poller__stats(c.poller)->refused,
 			(unsigned long long)poller__stats(c.poller)->errors);
+	status = 0;
+out:
 	poller__free(c.poller);
 	httpd__free(c.httpd);
 	store__free(c.store);
-	return 0;
+	ratelimit__free(c.limit);
+	free(c.token);
+	return status;
 }

@@ -792,77 +792,6 @@ static int spool_open_dir(struct push *p, char *err, size_t errlen)
 
 /* ---- token ---- */
 
-/*
- * Read the first line of path, trimmed, into a new string (*out, freed by the caller).
- * Returns 0, -errno of open/read, -EINVAL when empty or holding control characters or spaces,
- * -E2BIG when the first line is longer than TOKEN_MAX.
- */
-static int token_read(const char *path, char **out)
-{
-	char buf[TOKEN_MAX + 1];
-	size_t len = 0, start, end;
-	char *nl, *tok;
-	int fd, err = 0;
-
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	while (len < sizeof(buf) - 1) {
-		ssize_t n = read(fd, buf + len, sizeof(buf) - 1 - len);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			err = -errno;
-			break;
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
-		if (memchr(buf, '\n', len))
-			break;
-	}
-	close(fd);
-	if (err)
-		goto out;
-	buf[len] = '\0';
-	nl = memchr(buf, '\n', len);
-	if (nl) {
-		len = (size_t)(nl - buf);
-	} else if (len == sizeof(buf) - 1) {
-		err = -E2BIG;
-		goto out;
-	}
-	for (start = 0; start < len && (buf[start] == ' ' || buf[start] == '\t'); start++)
-		;
-	for (end = len;
-	     end > start && (buf[end - 1] == ' ' || buf[end - 1] == '\t' || buf[end - 1] == '\r');
-	     end--)
-		;
-	if (end == start) {
-		err = -EINVAL;
-		goto out;
-	}
-	for (size_t i = start; i < end; i++) {
-		unsigned char c = (unsigned char)buf[i];
-
-		/* A header value: no control characters (CR/LF injection), no spaces. */
-		if (c <= 0x20 || c == 0x7f) {
-			err = -EINVAL;
-			goto out;
-		}
-	}
-	tok = strndup(buf + start, end - start);
-	if (!tok) {
-		err = -ENOMEM;
-		goto out;
-	}
-	*out = tok;
-out:
-	explicit_bzero(buf, sizeof(buf));
-	return err;
-}
-
 static void token_free(char *tok)
 {
 	if (!tok)
@@ -1062,7 +991,7 @@ struct push *push__new(const struct push_opts *o, char *err, size_t errlen)
 	if (ret)
 		goto fail;
 	if (p->token_file) {
-		ret = token_read(p->token_file, &p->token);
+		ret = token_read_file(p->token_file, TOKEN_MAX, &p->token);
 		if (ret) {
 			set_errf(err, errlen, "token file \"%s\": %s", p->token_file,
 				token_strerror(ret));
@@ -1504,7 +1433,7 @@ int push__reload(struct push *p)
 		return -EINVAL;
 	if (!p->token_file)
 		return 0;
-	err = token_read(p->token_file, &tok);
+	err = token_read_file(p->token_file, TOKEN_MAX, &tok);
 	if (err) {
 		log_warn("push: cannot re-read token file \"%s\": %s; keeping the old token",
 			 p->token_file, token_strerror(err));

@@ -1,12 +1,14 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /* util.c - capped growable buffer and strict number parsing. */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "util.h"
 
@@ -389,4 +391,79 @@ void set_errf(char *err, size_t errlen, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(err, errlen, fmt, ap);
 	va_end(ap);
+}
+
+int token_read_file(const char *path, size_t max, char **out)
+{
+	size_t len = 0, start, end;
+	char *buf;
+	char *nl, *tok;
+	int fd, err = 0;
+
+	if (!max || max > (1u << 20))
+		return -EINVAL;
+	buf = malloc(max + 1);
+	if (!buf)
+		return -ENOMEM;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		err = -errno;
+		free(buf);
+		return err;
+	}
+	while (len < max) {
+		ssize_t n = read(fd, buf + len, max - len);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			err = -errno;
+			break;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+		if (memchr(buf, '\n', len))
+			break;
+	}
+	close(fd);
+	if (err)
+		goto out;
+	buf[len] = '\0';
+	nl = memchr(buf, '\n', len);
+	if (nl) {
+		len = (size_t)(nl - buf);
+	} else if (len == max) {
+		err = -E2BIG;
+		goto out;
+	}
+	for (start = 0; start < len && (buf[start] == ' ' || buf[start] == '\t'); start++)
+		;
+	for (end = len;
+	     end > start && (buf[end - 1] == ' ' || buf[end - 1] == '\t' || buf[end - 1] == '\r');
+	     end--)
+		;
+	if (end == start) {
+		err = -EINVAL;
+		goto out;
+	}
+	for (size_t i = start; i < end; i++) {
+		unsigned char c = (unsigned char)buf[i];
+
+		/* A header value: no control characters (CR/LF injection), no spaces. */
+		if (c <= 0x20 || c == 0x7f) {
+			err = -EINVAL;
+			goto out;
+		}
+	}
+	tok = strndup(buf + start, end - start);
+	if (!tok) {
+		err = -ENOMEM;
+		goto out;
+	}
+	*out = tok;
+out:
+	explicit_bzero(buf, max + 1);
+	free(buf);
+	return err;
 }

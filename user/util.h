@@ -118,4 +118,13 @@ int parse_pid_list(const char *s, int **pids, size_t *n) __attribute__((warn_unu
  */
 void set_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/*
+ * Read a secret token: the first line of the file at path, blanks around it trimmed. The line
+ * must be at most max bytes (max 1..1 MiB) and hold no control character or space (it goes into
+ * an HTTP header). *out is malloc'ed (free it); the read buffer is wiped.
+ * Returns 0; -errno from open/read; -E2BIG for a longer first line; -EINVAL for an empty or
+ * invalid token or a bad max; -ENOMEM.
+ */
+int token_read_file(const char *path, size_t max, char **out) __attribute__((warn_unused_result));
+
 #endif /* PYSAMP_UTIL_H */

@@ -255,7 +255,10 @@ def collector_valgrind(ctx, interp):
                      "/api/timeline?query=vg{k=v}&from=0&until=now",
                      "/api/top?query=vg&from=0&until=now",
                      "/api/diff?query=vg&from=0&until=1700000020&from2=1700000020&until2=now",
-                     "/nope"):
+                     "/render?query=vg&from=0&until=now&format=svg&reverse=1",
+                     "/render?query=vg&from=0&until=now&format=json",
+                     "/api/diff?query=vg&from=0&until=1700000020&from2=1700000020&until2=now"
+                     "&format=svg", "/", "/assets/app.js", "/nope"):
             st, _, _ = http_get(port, path, timeout=60)
             ctx.check(st in (200, 404), "GET %s: %s", path, st)
     p.send_signal(signal.SIGTERM)
@@ -298,3 +301,89 @@ def collector_pull_equals_push(ctx, interp):
     ctx.check(run.rc == 0, "agent exit status %s", run.rc)
     ctx.check(pull_col.stop() == 0 and push_col.stop() == 0, "collector exit status")
     svc.stop()
+
+
+@single
+def collector_formats(ctx, interp):
+    """/render as folded, JSON tree and SVG flame graph: the same profile in each; bad formats
+    and widths refused; the differential SVG parses."""
+    import xml.etree.ElementTree as ET
+    col = Collector(ctx, os.path.join(ctx.tmp, "data"))
+    body = ("main;f;g 5\nmain;f 3\nmain;h 2\nother;<b>&\"x\" 1\n"
+            "main;f;g\xc3\xa9 4\n").encode("utf-8") + b"main;bad\xff 1\n"
+    for i, b in enumerate((body, b"main;f 10\nmain;h 1\n")):
+        st, _, msg = _post(col.port, {"name": "fmt.cpu{k=v}", "from": str(1700000000 + 10 * i),
+                                      "until": str(1700000010 + 10 * i)}, b)
+        ctx.check(st == 200, "ingest: %s %s", st, msg)
+    q = "/render?query=fmt&from=1700000000&until=1700000010"
+    st, _, folded = http_get(col.port, q)
+    want = _lines(folded)
+    ctx.check(st == 200 and sum(want.values()) == 16, "folded: %s %r", st, folded)
+    st, hdr, text = http_get(col.port, q + "&format=json")
+    ctx.check(st == 200 and hdr.get("content-type") == "application/json", "json: %s %s", st, hdr)
+    tree = json.loads(text)
+    got = Counter()
+
+    def walk(node, path):
+        kids = node.get("children", [])
+        ctx.check(node["value"] == node["self"] + sum(k["value"] for k in kids),
+                  "node %s: value %s != self + children", node["name"], node["value"])
+        if node["self"]:
+            got[";".join(path)] += node["self"]
+        for k in kids:
+            walk(k, path + [k["name"]])
+    walk(tree, [])
+    # The folded text and the JSON tree agree (the invalid byte is U+FFFD in JSON, and the
+    # folded writer's replacement of it is not the same character: compare the valid ones).
+    ctx.check({k: v for k, v in got.items() if "\ufffd" not in k} ==
+              {k: v for k, v in want.items() if "bad" not in k},
+              "json tree %s != folded %s", dict(got), dict(want))
+    ctx.check(tree["value"] == 16, "tree total %s", tree["value"])
+    for extra in ("", "&reverse=1", "&width=300"):
+        st, hdr, svg = http_get(col.port, q + "&format=svg" + extra)
+        ctx.check(st == 200 and hdr.get("content-type") == "image/svg+xml", "svg: %s", st)
+        try:
+            root = ET.fromstring(svg.encode("utf-8"))
+        except ET.ParseError as e:
+            ctx.fail("svg%s does not parse: %s", extra, e)
+        titles = [t.text or "" for t in root.iter("{http://www.w3.org/2000/svg}title")]
+        ctx.check(any(t.startswith("main (15 samples") for t in titles) and
+                  any(t.startswith("<b>&\"x\" (1 samples") or t.startswith("<b>&\"x\" (1 sample")
+                      for t in titles), "svg%s tooltips: %s", extra, titles[:12])
+        ctx.check("<b>" not in svg, "unescaped label in the SVG")
+    st, _, svg = http_get(col.port, "/api/diff?query=fmt&from=1700000000&until=1700000010"
+                          "&from2=1700000010&until2=1700000020&format=svg")
+    ctx.check(st == 200 and ET.fromstring(svg.encode("utf-8")) is not None, "diff svg %s", st)
+    for bad in (q + "&format=xml", q + "&format=svg&width=5", q + "&format=svg&width=x",
+                "/api/diff?query=fmt&from=0&until=1&from2=1&until2=2&format=json"):
+        st, _, msg = http_get(col.port, bad)
+        ctx.check(st == 400 and msg.strip(), "GET %s: %s %r", bad, st, msg)
+    ctx.check(col.stop() == 0, "collector exit status")
+
+
+@single
+def collector_rate_limit(ctx, interp):
+    """--rate-limit N: a client past N requests/s (bursts of 2N) gets 429 with Retry-After;
+    /healthz and the UI's files are not limited; the bucket refills."""
+    col = Collector(ctx, os.path.join(ctx.tmp, "data"), ["--rate-limit", "5"])
+    codes = Counter()
+    retry = None
+    for _ in range(30):
+        st, hdr, _ = http_get(col.port, "/api/series")
+        codes[st] += 1
+        if st == 429:
+            retry = hdr.get("retry-after")
+    ctx.check(10 <= codes[200] <= 13 and codes[429] >= 17, "30 quick requests: %s", dict(codes))
+    ctx.check(retry and retry.isdigit() and int(retry) >= 1, "Retry-After: %r", retry)
+    for path in ("/healthz", "/", "/assets/app.css"):
+        st, _, _ = http_get(col.port, path)
+        ctx.check(st == 200, "GET %s while limited: %s", path, st)
+    time.sleep(1.2)
+    st, _, _ = http_get(col.port, "/api/series")
+    ctx.check(st == 200, "after a second: %s", st)
+    ctx.check(col.stop() == 0, "collector exit status")
+    with open(col.err, "rb") as f:
+        text = f.read().decode()
+    ctx.check(re.search(r"[1-9]\d* over the rate limit", text), "exit report: %s", text[-300:])
+    st = subprocess.run([COLLECTOR, "--rate-limit", "x"], stderr=subprocess.PIPE)
+    ctx.check(st.returncode != 0 and b"--rate-limit" in st.stderr, "bad --rate-limit accepted")

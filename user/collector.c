@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -40,6 +41,8 @@
 #define TOKEN_MAX	  4096
 #define DEFAULT_RATE	  100 /* requests per second per client */
 #define RATE_CLIENTS	  4096
+#define DEFAULT_MAX_DISK  10240 /* MB */
+#define COMPACT_ROWS	  20000 /* (stack, count) pairs per compaction step */
 
 static volatile sig_atomic_t exiting;
 
@@ -51,6 +54,8 @@ struct collector_opts {
 	const char *poll;
 	uint32_t poll_interval_s;
 	uint32_t rate_limit; /* requests/s per client, 0 = off */
+	const char *retention;
+	uint64_t max_disk_mb; /* 0 = unbounded */
 	int verbose;
 };
 
@@ -62,6 +67,7 @@ struct collector {
 	char *token;	       /* NULL = no token required */
 	struct ratelimit *limit; /* per client address, or NULL (--rate-limit 0) */
 	uint64_t ingested, ingest_rejected, ingest_failed, unauthorized, samples, limited;
+	uint64_t compact_failed;
 };
 
 /* The web UI, embedded at build time (web/embed.sh): path, bytes, size; a NULL path ends it. */
@@ -82,7 +88,8 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"Usage: pysamp-collector [--listen [ADDR:]PORT] [--data-dir DIR] [--token-file F]\n"
-		"                        [--max-body MB] [--poll URL[,URL...]] [-v]\n"
+		"                        [--max-body MB] [--poll URL[,URL...]] [--poll-interval S]\n"
+		"                        [--rate-limit N] [--retention SPEC] [--max-disk MB] [-v]\n"
 		"\n"
 		"Store the profiles pysamp-bpf agents push (Pyroscope ingest API) in SQLite and\n"
 		"serve them back.\n"
@@ -97,6 +104,11 @@ static void usage(FILE *f)
 		"  --poll-interval S     seconds between pulls (default 10)\n"
 		"  --rate-limit N        requests per second per client address, bursts of\n"
 		"                        2N (default %d; 0: none); over it: 429 + Retry-After\n"
+		"  --retention SPEC      WIDTH:KEEP tiers, finest first (default %s:\n"
+		"                        10 s buckets kept 2 days, then merged into 1 min\n"
+		"                        buckets kept 14 days, then 1 h buckets kept a year)\n"
+		"  --max-disk MB         bound on the database's live size; past it the oldest\n"
+		"                        buckets are deleted, and counted (default %d; 0: none)\n"
 		"  -v, --verbose         log every request; -vv debug\n"
 		"  -h, --help            this help\n"
 		"      --version         print the version\n"
@@ -109,19 +121,22 @@ static void usage(FILE *f)
 		"       F: folded (default), json (call tree), svg (flame graph; &reverse=1: icicle,\n"
 		"       &width=PX))\n"
 		"  GET  /api/series                     every series (JSON)\n"
-		"  GET  /api/timeline?query=...&from=&until=   samples per 10 s bucket (JSON)\n"
+		"  GET  /api/timeline?query=...&from=&until=   [start, samples, width] per bucket\n"
 		"  GET  /api/top?query=...&from=&until=[&limit=N]   functions by self/total (JSON)\n"
 		"  GET  /api/diff?query=...&from=&until=&from2=&until2=[&format=svg]   the second\n"
 		"       interval against the first: differential folded (flamegraph.pl input:\n"
 		"       'stack COUNT_1 COUNT_2') or a differential flame graph\n"
+		"  GET  /api/stats                      storage and ingest counters (JSON)\n"
+		"  GET  /metrics                        the same, Prometheus text\n"
 		"  GET  /healthz\n",
-		DEFAULT_LISTEN, DEFAULT_DATA_DIR, DEFAULT_MAX_BODY, DEFAULT_RATE);
+		DEFAULT_LISTEN, DEFAULT_DATA_DIR, DEFAULT_MAX_BODY, DEFAULT_RATE,
+		STORE_RETENTION_DEFAULT, DEFAULT_MAX_DISK);
 }
 
 static int parse_args(int argc, char **argv, struct collector_opts *o)
 {
 	enum { OPT_LISTEN = 256, OPT_DATA, OPT_TOKEN, OPT_MAX_BODY, OPT_VERSION, OPT_POLL,
-	       OPT_POLL_INTERVAL, OPT_RATE_LIMIT };
+	       OPT_POLL_INTERVAL, OPT_RATE_LIMIT, OPT_RETENTION, OPT_MAX_DISK };
 	static const struct option longopts[] = {
 		{ "listen", required_argument, NULL, OPT_LISTEN },
 		{ "data-dir", required_argument, NULL, OPT_DATA },
@@ -130,6 +145,8 @@ static int parse_args(int argc, char **argv, struct collector_opts *o)
 		{ "poll", required_argument, NULL, OPT_POLL },
 		{ "poll-interval", required_argument, NULL, OPT_POLL_INTERVAL },
 		{ "rate-limit", required_argument, NULL, OPT_RATE_LIMIT },
+		{ "retention", required_argument, NULL, OPT_RETENTION },
+		{ "max-disk", required_argument, NULL, OPT_MAX_DISK },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, OPT_VERSION },
@@ -142,6 +159,8 @@ static int parse_args(int argc, char **argv, struct collector_opts *o)
 	o->max_body_mb = DEFAULT_MAX_BODY;
 	o->poll_interval_s = 10;
 	o->rate_limit = DEFAULT_RATE;
+	o->retention = STORE_RETENTION_DEFAULT;
+	o->max_disk_mb = DEFAULT_MAX_DISK;
 	while ((c = getopt_long(argc, argv, "vh", longopts, NULL)) != -1) {
 		switch (c) {
 		case OPT_LISTEN:
@@ -172,6 +191,16 @@ static int parse_args(int argc, char **argv, struct collector_opts *o)
 			if (parse_u32(optarg, 0, 1000000, &o->rate_limit)) {
 				log_error("invalid --rate-limit '%s': expected requests per second "
 					  "per client, 0-1000000 (0: no limit)",
+					  optarg);
+				return -EINVAL;
+			}
+			break;
+		case OPT_RETENTION:
+			o->retention = optarg;
+			break;
+		case OPT_MAX_DISK:
+			if (parse_u64(optarg, 0, UINT64_MAX >> 20, &o->max_disk_mb)) {
+				log_error("invalid --max-disk '%s': expected megabytes (0: no bound)",
 					  optarg);
 				return -EINVAL;
 			}
@@ -600,14 +629,120 @@ static int add_series(void *arg, const char *app, const char *labels, int64_t fi
 	return 0;
 }
 
-static int add_point(void *arg, int64_t t, uint64_t count)
+static int add_point(void *arg, int64_t t, int64_t width_s, uint64_t count)
 {
 	json_object *p = json_object_new_array();
 
 	json_object_array_add(p, json_object_new_int64(t));
 	json_object_array_add(p, json_object_new_int64((int64_t)count));
+	json_object_array_add(p, json_object_new_int64(width_s));
 	json_object_array_add(arg, p);
 	return 0;
+}
+
+/* ------------------------------------------------------------------ stats */
+
+struct stat_item {
+	const char *name; /* Prometheus name without the pysamp_collector_ prefix; JSON key */
+	const char *type; /* counter or gauge */
+	const char *help;
+	uint64_t v;
+};
+
+/* Everything /api/stats and /metrics report, in one list. 0 or -errno from store__stats. */
+static int collect_stats(struct collector *c, struct store_stats *ss, struct stat_item *it,
+			 size_t *n)
+{
+	const struct httpd_stats *hs = httpd__stats(c->httpd);
+	size_t k = 0;
+	int e = store__stats(c->store, ss);
+
+	if (e)
+		return e;
+#define ITEM(nm, ty, hl, val) it[k++] = (struct stat_item){ nm, ty, hl, (uint64_t)(val) }
+	ITEM("profiles_stored_total", "counter", "profiles stored (ingest and poll)", c->ingested);
+	ITEM("samples_stored_total", "counter", "samples in the profiles stored", c->samples);
+	ITEM("profiles_rejected_total", "counter", "profiles refused as malformed (4xx)",
+	     c->ingest_rejected);
+	ITEM("profiles_failed_total", "counter", "profiles the store could not write (5xx)",
+	     c->ingest_failed);
+	ITEM("unauthorized_total", "counter", "requests without the right token", c->unauthorized);
+	ITEM("rate_limited_total", "counter", "requests refused by --rate-limit (429)", c->limited);
+	ITEM("http_requests_total", "counter", "HTTP requests read", hs->requests);
+	ITEM("http_responses_2xx_total", "counter", "HTTP 2xx responses", hs->responses_2xx);
+	ITEM("http_responses_4xx_total", "counter", "HTTP 4xx responses", hs->responses_4xx);
+	ITEM("http_responses_5xx_total", "counter", "HTTP 5xx responses", hs->responses_5xx);
+	ITEM("db_file_bytes", "gauge", "database and WAL files on disk", ss->file_bytes);
+	ITEM("db_live_bytes", "gauge", "pages in use in the database", ss->live_bytes);
+	ITEM("db_free_pages", "gauge", "free pages in the database file", ss->free_pages);
+	ITEM("db_max_bytes", "gauge", "the --max-disk bound (0: none)", ss->max_bytes);
+	ITEM("series", "gauge", "series stored", ss->series);
+	ITEM("stacks", "gauge", "distinct stacks stored", ss->stacks);
+	ITEM("frames", "gauge", "distinct frames stored", ss->frames);
+	ITEM("dropped_samples_total", "counter",
+	     "samples deleted to keep the database under --max-disk (ever)", ss->dropped_samples);
+	ITEM("downsampled_rows_total", "counter", "buckets merged into a coarser tier",
+	     ss->moved_rows);
+	ITEM("expired_rows_total", "counter", "buckets deleted past the last tier's keep",
+	     ss->expired_rows);
+	ITEM("trimmed_rows_total", "counter", "buckets deleted by --max-disk", ss->trimmed_rows);
+	ITEM("compaction_failures_total", "counter", "compaction steps that failed",
+	     c->compact_failed);
+	ITEM("vacuumed_pages_total", "counter", "pages handed back to the file system",
+	     ss->vacuumed_pages);
+#undef ITEM
+	*n = k;
+	return 0;
+}
+
+#define MAX_STAT_ITEMS 32
+
+static void handle_stats(struct collector *c, struct httpd_response *r, bool prometheus)
+{
+	struct stat_item it[MAX_STAT_ITEMS];
+	struct store_stats ss;
+	json_object *o, *tiers;
+	size_t n = 0;
+	int e = collect_stats(c, &ss, it, &n);
+
+	if (e) {
+		reply(r, 500, "cannot read the store's statistics: %s", strerror(-e));
+		return;
+	}
+	if (prometheus) {
+		r->content_type = "text/plain; version=0.0.4; charset=utf-8";
+		for (size_t i = 0; i < n; i++)
+			(void)httpd_response_addf(r, "# HELP pysamp_collector_%s %s\n"
+					     "# TYPE pysamp_collector_%s %s\n"
+					     "pysamp_collector_%s %" PRIu64 "\n",
+					     it[i].name, it[i].help, it[i].name, it[i].type,
+					     it[i].name, it[i].v);
+		(void)httpd_response_addf(r, "# HELP pysamp_collector_tier_samples samples stored "
+				     "per retention tier (bucket width in seconds)\n"
+				     "# TYPE pysamp_collector_tier_samples gauge\n");
+		for (size_t i = 0; i < ss.ntiers; i++)
+			(void)httpd_response_addf(r,
+					     "pysamp_collector_tier_samples{width=\"%" PRId64
+					     "\"} %" PRIu64 "\n",
+					     ss.tiers[i].width_s, ss.tiers[i].samples);
+		return;
+	}
+	o = json_object_new_object();
+	for (size_t i = 0; i < n; i++)
+		json_object_object_add(o, it[i].name, json_object_new_int64((int64_t)it[i].v));
+	tiers = json_object_new_array();
+	for (size_t i = 0; i < ss.ntiers; i++) {
+		json_object *t = json_object_new_object();
+
+		json_object_object_add(t, "width", json_object_new_int64(ss.tiers[i].width_s));
+		json_object_object_add(t, "keep", json_object_new_int64(ss.tiers[i].keep_s));
+		json_object_object_add(t, "buckets", json_object_new_int64((int64_t)ss.tiers[i].rows));
+		json_object_object_add(t, "samples",
+				       json_object_new_int64((int64_t)ss.tiers[i].samples));
+		json_object_array_add(tiers, t);
+	}
+	json_object_object_add(o, "tiers", tiers);
+	reply_json(r, o, 0);
 }
 
 
@@ -686,11 +821,15 @@ static void handle(void *ctx, const struct httpd_request *req, struct httpd_resp
 			return;
 		a = json_object_new_array();
 		reply_json(r, a,
-			   store__timeline(c->store, n.app, n.labels[0] ? n.labels : NULL, from,
-					   until, add_point, a));
+			   store__timeline2(c->store, n.app, n.labels[0] ? n.labels : NULL, from,
+					    until, add_point, a));
+	} else if (!strcmp(req->path, "/api/stats")) {
+		handle_stats(c, r, false);
+	} else if (!strcmp(req->path, "/metrics")) {
+		handle_stats(c, r, true);
 	} else {
-		reply(r, 404, "%s", "not found: /ingest, /render, /api/series, /api/timeline, /api/top, "
-			       "/api/diff, /healthz");
+		reply(r, 404, "%s", "not found: /, /ingest, /render, /api/series, /api/timeline, "
+			       "/api/top, /api/diff, /api/stats, /metrics, /healthz");
 	}
 }
 
@@ -699,7 +838,11 @@ int main(int argc, char **argv)
 	struct collector c;
 	struct httpd_opts ho = { 0 };
 	struct sigaction sa;
+	struct store_tier tiers[STORE_MAX_TIERS];
 	char err[512] = "", host[128];
+	size_t ntiers = 0;
+	int64_t next_compact = 0;
+	bool more = false;
 	int e, status = 1;
 
 	memset(&c, 0, sizeof(c));
@@ -720,9 +863,19 @@ int main(int argc, char **argv)
 			goto out;
 		}
 	}
+	if (store_parse_retention(c.o.retention, tiers, STORE_MAX_TIERS, &ntiers, err,
+				  sizeof(err))) {
+		log_error("invalid --retention '%s': %s", c.o.retention, err);
+		goto out;
+	}
 	c.store = store__open(c.o.data_dir, err, sizeof(err));
 	if (!c.store) {
 		log_error("--data-dir %s: %s", c.o.data_dir, err);
+		goto out;
+	}
+	if ((e = store__set_retention(c.store, tiers, ntiers)) ||
+	    (e = store__set_max_bytes(c.store, c.o.max_disk_mb << 20))) {
+		log_error("cannot apply --retention/--max-disk: %s", strerror(-e));
 		goto out;
 	}
 	ho.listen = c.o.listen;
@@ -758,6 +911,17 @@ int main(int argc, char **argv)
 
 		if (c.poller)
 			wait = poller__run(c.poller);
+		/* Downsampling, expiry and the disk bound, a bounded step at a time. */
+		if (more || (int64_t)time(NULL) >= next_compact) {
+			e = store__compact(c.store, (int64_t)time(NULL), COMPACT_ROWS, &more);
+			if (e) {
+				c.compact_failed++;
+				more = false;
+			}
+			next_compact = (int64_t)time(NULL) + 1;
+			if (more)
+				wait = 0;
+		}
 		e = httpd__poll(c.httpd);
 		if (e) {
 			log_error("serving failed: %s", strerror(-e));

@@ -1,20 +1,51 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * store.h - the collector's profile storage on SQLite: series, interned frames and stacks,
- * sample counts per 10 s bucket.
+ * sample counts per time bucket, downsampled into coarser tiers as they age, on a bounded disk.
  *
- * On disk (DIR/profiles.db, schema version in PRAGMA user_version):
+ * On disk (DIR/profiles.db, schema version 2 in PRAGMA user_version):
  *   series(id, app, labels, sample_rate, first_s, last_s, samples)  unique (app, labels)
- *   frames(id, name BLOB unique)                  every frame string once
- *   stacks(id, hash, frames BLOB)                 frame ids root first as little-endian u32,
- *                                                 hash indexed (64-bit, part of the format)
- *   samples(series_id, bucket, stack_id, count)   primary key (series_id, bucket, stack_id)
+ *   frames(id, name BLOB unique, seen)             every frame string once
+ *   stacks(id, hash, frames BLOB, seen)            frame ids root first as little-endian u32,
+ *                                                  hash indexed (64-bit, part of the format)
+ *   samples(series_id, bucket, width, total, nstacks, counts_id)
+ *                                                  primary key (series_id, bucket, width), WITHOUT
+ *                                                  ROWID, indexed on (width, bucket): one row per
+ *                                                  series and bucket [bucket, bucket + width) of a
+ *                                                  tier; total = its samples, nstacks = its stacks
+ *   counts(id, data BLOB)                          the stacks and counts of one samples row: pairs
+ *                                                  (stack id - previous stack id, count) as LEB128
+ *                                                  varints, stack ids ascending, counts >= 1
+ *   tiers(width, rows, entries, samples)           per bucket width: rows, (stack, count) pairs
+ *                                                  and samples held, kept up to date by every write
+ *   meta(key, value)                               "dropped_samples", "dropped_rows": what the disk
+ *                                                  bound deleted, ever
+ * frames.seen and stacks.seen are never less than the latest bucket start that used them minus
+ * one hour; every row using a stack or frame starts at most an hour after its seen. A stack or
+ * frame whose seen + 1 h precedes the oldest bucket of the database is unreferenced, which is
+ * how compaction collects them without scanning the samples.
+ * New databases use auto_vacuum = INCREMENTAL. A version-1 database (one samples row per series,
+ * bucket and stack, all 10 s) is converted in place by store__open in one transaction; it keeps
+ * auto_vacuum = NONE (changing that needs a full VACUUM), so its freed pages are reused but not
+ * handed back to the file system.
+ *
+ * Retention: a list of 1..STORE_MAX_TIERS tiers {width_s, keep_s}. Ingests go to the first tier
+ * (width STORE_BUCKET_S). A bucket of tier i whose end is at or before now - keep_s(i) moves into
+ * tier i + 1: its counts are added to the bucket floor(bucket / width(i+1)) * width(i+1) of the
+ * same series and stack; past the last tier's keep_s it is deleted. Rows of a width that is not
+ * in the policy (the policy changed) belong to the last tier whose width is not larger.
  *
  * Durability: WAL with synchronous=NORMAL. Every store__ingest is one transaction, so a crash or
  * kill -9 at any point loses at most the ingest in flight and never leaves half of one; an ingest
- * that returned 0 survives a process crash. After an OS crash or power loss the last few commits
- * may be rolled back (that is what synchronous=NORMAL trades for speed); the database stays
- * consistent either way.
+ * that returned 0 survives a process crash. Compaction is a sequence of steps, each one
+ * transaction, so a crash between or inside steps neither loses nor double-counts a sample. After
+ * an OS crash or power loss the last few commits may be rolled back (that is what
+ * synchronous=NORMAL trades for speed); the database stays consistent either way.
+ *
+ * Caches: each struct store keeps frame name -> id and stack -> id caches (bounded to about
+ * 36 MiB together, reset when full) so that steady ingests do no lookup per stack. They are dropped whenever PRAGMA
+ * data_version shows another connection committed, and after a rollback, so several connections
+ * and processes may write the same database.
  *
  * Thread-safety: a struct store is one SQLite connection used by one thread at a time. Several
  * processes or connections may open the same directory: writers wait for each other (busy
@@ -27,23 +58,44 @@
 #ifndef PYSAMP_STORE_H
 #define PYSAMP_STORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "stacks.h"
 
-/* Width of a time bucket in seconds; bucket starts are multiples of it (Unix time). */
+/* Width of an ingest bucket (the first tier) in seconds; bucket starts are multiples of it. */
 #define STORE_BUCKET_S 10
 
 /* The schema this code writes; a database with a greater PRAGMA user_version is refused. */
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
+
+/* Most tiers a retention policy may have. */
+#define STORE_MAX_TIERS 4
+
+/* Largest width_s or keep_s of a tier: 100 years. */
+#define STORE_MAX_SPAN_S ((int64_t)36500 * 86400)
 
 struct store;
 
 /*
+ * One retention tier: buckets width_s seconds wide, kept keep_s seconds (by bucket end) before
+ * they move to the next tier or, in the last tier, are deleted.
+ */
+struct store_tier {
+	int64_t width_s;
+	int64_t keep_s;
+};
+
+/* The default policy: 10 s buckets for 2 days, 1 min for 14 days, 1 h for 365 days. */
+#define STORE_RETENTION_DEFAULT "10s:2d,1m:14d,1h:365d"
+
+/*
  * Open or create DIR/profiles.db, creating DIR and missing parents with mode 0700. Sets WAL
- * mode, synchronous=NORMAL, foreign keys and a busy timeout, then creates the schema (in one
- * transaction) or checks its version.
+ * mode (auto_vacuum = INCREMENTAL first when the file is new), synchronous=NORMAL, foreign keys
+ * and a busy timeout, then creates the schema (in one transaction), checks its version, or
+ * converts a version-1 database to version 2 (in one transaction: a crash leaves version 1).
+ * The retention policy starts as STORE_RETENTION_DEFAULT and the disk bound as none.
  * Returns the store, freed with store__free; or NULL with errno set (EINVAL for a bad argument or
  * a newer/unknown schema, EROFS when the database can only be opened read-only, ENOTDIR, EACCES,
  * EIO, ...) and a one-line message in err (errlen bytes; err may be NULL when errlen is 0).
@@ -78,18 +130,21 @@ int store__ingest(struct store *s, const char *app, const char *labels, int64_t 
  * non-NULL, whose labels contain every non-empty "k=v" item of the comma-separated labels_match
  * (items compare as whole bytes; "" or NULL matches every series of app), in the buckets whose
  * start lies in [from_s, until_s). Frame names are interned into out, so out may already hold
- * other stacks and labels. Reads one consistent snapshot.
- * Returns 0; -EINVAL for NULL arguments; -ENOMEM / -EOVERFLOW from stacks__add; an SQLite error.
- * On failure out may hold part of the samples.
+ * other stacks and labels. Buckets of every tier count, by their start. Reads one consistent
+ * snapshot.
+ * Returns 0; -EINVAL for NULL arguments; -ENOMEM / -EOVERFLOW from stacks__add; -EIO for a
+ * malformed row; an SQLite error. On failure out may hold part of the samples.
  */
 int store__query(struct store *s, const char *app, const char *labels_match, int64_t from_s,
 		 int64_t until_s, struct stacks *out) __attribute__((warn_unused_result));
 
 /*
  * Visitor for store__series. app and labels are borrowed for the duration of the call; first_s
- * and last_s are the starts of the first and last buckets that received a profile, samples the
- * total count stored for the series and sample_rate the rate of its last ingest. Return 0 to go
- * on, anything else to stop. It must not call store functions on the same store.
+ * and last_s are the starts of the first and last buckets that ever received a profile (compaction
+ * leaves them alone), samples the total count stored for the series now (expiry and the disk
+ * bound subtract what they delete; downsampling keeps it) and sample_rate the rate of its last
+ * ingest. Return 0 to go on, anything else to stop. It must not call store functions on the same
+ * store.
  */
 typedef int (*store_series_fn)(void *arg, const char *app, const char *labels, int64_t first_s,
 			       int64_t last_s, uint64_t samples, uint32_t sample_rate);
@@ -106,11 +161,140 @@ typedef int (*store_timeline_fn)(void *arg, int64_t t, uint64_t count);
 
 /*
  * Call fn with the bucket start and the summed sample count of every non-empty bucket of the
- * selection (same selection as store__query) in time order. Returns 0 after visiting all, the
- * first non-zero value fn returned, -EINVAL for NULL arguments, or an SQLite error.
+ * selection (same selection as store__query) in time order. Buckets of every tier count; those
+ * of different widths starting at the same time are summed into one call, and the width is not
+ * told (store__timeline2 tells it). Returns 0 after visiting all, the first non-zero value fn
+ * returned, -EINVAL for NULL arguments, or an SQLite error.
  */
 int store__timeline(struct store *s, const char *app, const char *labels_match, int64_t from_s,
 		    int64_t until_s, store_timeline_fn fn, void *arg)
 	__attribute__((warn_unused_result));
+
+/*
+ * Visitor for store__timeline2: like store_timeline_fn plus the width of the bucket in seconds
+ * (its tier's), so that a rate is count / width_s / sample_rate. Same rules as store_series_fn.
+ */
+typedef int (*store_timeline2_fn)(void *arg, int64_t t, int64_t width_s, uint64_t count);
+
+/*
+ * Call fn with the start, the width and the summed sample count of every non-empty bucket of the
+ * selection (same selection as store__query: a bucket counts when its start lies in
+ * [from_s, until_s)), ordered by start then width. Buckets of different tiers may start at the
+ * same time (a coarse bucket partly filled by compaction while newer fine buckets of the same span
+ * are still young); they come as separate calls. store__timeline gives the same data with such
+ * buckets summed per start. Returns 0 after visiting all, the first non-zero value fn returned,
+ * -EINVAL for NULL arguments, or an SQLite error.
+ */
+int store__timeline2(struct store *s, const char *app, const char *labels_match, int64_t from_s,
+		     int64_t until_s, store_timeline2_fn fn, void *arg)
+	__attribute__((warn_unused_result));
+
+/* ---- retention, compaction, bounded disk ---- */
+
+/*
+ * Parse a retention policy such as "10s:2d,1m:14d,1h:365d": comma-separated WIDTH:KEEP pairs,
+ * each a whole number followed by a unit s, m, h or d. The result must pass the checks of
+ * store__set_retention. Stores at most max tiers in out (max >= STORE_MAX_TIERS takes any valid
+ * policy) and their number in *n.
+ * Returns 0; -EINVAL for NULL arguments or a bad spec, with a one-line message in err (errlen
+ * bytes; err may be NULL when errlen is 0). On failure out and *n are unspecified.
+ */
+int store_parse_retention(const char *spec, struct store_tier *out, size_t max, size_t *n,
+			  char *err, size_t errlen) __attribute__((warn_unused_result));
+
+/*
+ * Use the retention policy tiers[0..n) (copied) from now on; the default is
+ * STORE_RETENTION_DEFAULT. Valid means: 1 <= n <= STORE_MAX_TIERS; tiers[0].width_s is
+ * STORE_BUCKET_S; widths strictly increase and each is a multiple of the previous one; every
+ * width_s and keep_s is in 1..STORE_MAX_SPAN_S. The policy lives in this struct store only (it
+ * is not stored in the database); compaction applies it.
+ * Returns 0; -EINVAL for NULL arguments or an invalid policy, and then nothing changes.
+ */
+int store__set_retention(struct store *s, const struct store_tier *tiers, size_t n)
+	__attribute__((warn_unused_result));
+
+/*
+ * Bound the database's live size, (page_count - freelist_count) * page_size, to max bytes (0, the
+ * default, for no bound). Ingests never fail because of the bound; store__compact enforces it
+ * afterwards: once the live size exceeds max it deletes the oldest buckets (oldest start first,
+ * whatever their tier) until the live size is at most 90 % of max, counts the samples it deleted
+ * in the database (store_stats.dropped_samples) and logs one warning per store__compact call that
+ * deleted any. Returns 0, or -EINVAL when s is NULL.
+ */
+int store__set_max_bytes(struct store *s, uint64_t max) __attribute__((warn_unused_result));
+
+/*
+ * Do a bounded amount of maintenance as of the time now_s (Unix seconds): move aged buckets to
+ * the next tier or delete them past the last one, enforce the disk bound, delete stacks and
+ * frames no sample uses any more, and hand free pages back to the file system
+ * (PRAGMA incremental_vacuum, never a full VACUUM) when more than 1/16 of the file is free.
+ * The work is about max_rows "sample rows", counted as (stack, count) pairs moved or deleted
+ * (a bucket is never split, so one big bucket may pass it), plus stacks and frames collected and
+ * pages vacuumed; at most about 3/4 of it goes to moving and expiring, so the disk bound and the
+ * collection progress under a backlog too. Each step is one short transaction, so other writers
+ * (and ingests between calls) wait at most one step; call it every second or so from the same
+ * thread as the ingests.
+ * *more (when more is not NULL) becomes true when the budget ran out with work possibly left,
+ * or on an error: call again soon.
+ * Returns 0; -EINVAL for a NULL s or max_rows 0; -EIO for a malformed row; an SQLite error. A
+ * failed step is rolled back whole and the steps before it stay done.
+ */
+int store__compact(struct store *s, int64_t now_s, size_t max_rows, bool *more)
+	__attribute__((warn_unused_result));
+
+/* What one tier holds (store_stats.tiers). */
+struct store_tier_stats {
+	int64_t width_s;
+	int64_t keep_s;
+	uint64_t rows;	  /* samples rows: one per series and bucket */
+	uint64_t entries; /* (stack, count) pairs in them */
+	uint64_t samples; /* the sum of their counts */
+};
+
+/* Sizes and counters for /metrics and /api/stats. */
+struct store_stats {
+	/*
+	 * The files: profiles.db + profiles.db-wal as they are on disk now. The WAL is checkpointed
+	 * at ~4 MiB and truncated back to 4 MiB; the disk bound applies to live_bytes.
+	 */
+	uint64_t file_bytes;
+	uint64_t db_bytes;
+	uint64_t wal_bytes;
+	uint64_t live_bytes; /* (page_count - freelist_count) * page_size */
+	uint64_t page_size;
+	uint64_t pages;
+	uint64_t free_pages;
+	uint64_t max_bytes;	 /* the bound (0: none) */
+	bool incremental_vacuum; /* false for a database converted from version 1 */
+	/* the content, per tier of the current policy */
+	size_t ntiers;
+	struct store_tier_stats tiers[STORE_MAX_TIERS];
+	uint64_t series;
+	uint64_t stacks;
+	uint64_t frames;
+	/* stored in the database: everything the disk bound ever deleted */
+	uint64_t dropped_samples;
+	uint64_t dropped_rows;
+	/* this struct store since store__open */
+	uint64_t moved_rows;	/* rows moved into a coarser tier */
+	uint64_t expired_rows;	/* rows deleted past the last tier's keep */
+	uint64_t trimmed_rows;	/* rows deleted by the disk bound */
+	uint64_t moved_entries; /* their (stack, count) pairs, likewise */
+	uint64_t expired_entries;
+	uint64_t trimmed_entries;
+	uint64_t gc_stacks;	 /* unreferenced stacks deleted */
+	uint64_t gc_frames;	 /* unreferenced frames deleted */
+	uint64_t vacuumed_pages; /* pages handed back by incremental_vacuum */
+	uint64_t cache_hits;	 /* frame and stack lookups answered by the caches */
+	uint64_t cache_misses;
+	uint64_t cache_resets; /* caches dropped: another writer, a rollback, or full */
+};
+
+/*
+ * Fill *out (overwritten whole) from one consistent snapshot. Cheap: a few PRAGMAs, counts of the
+ * series, stacks and frames tables and the maintained tiers table; no scan of the samples.
+ * Returns 0; -EINVAL for NULL arguments; an SQLite error.
+ */
+int store__stats(struct store *s, struct store_stats *out) __attribute__((warn_unused_result));
 
 #endif /* PYSAMP_STORE_H */

@@ -19,6 +19,9 @@ from itest import HZ, ROOT, http_get, single
 from svc import Service
 
 COLLECTOR = os.path.join(ROOT, "pysamp-collector")
+# Profiles the tests make up are about an hour old: inside every retention tier's keep, so
+# compaction leaves them in their 10 s buckets.
+T0 = int(time.time()) // 3600 * 3600 - 3600
 
 
 class Collector(object):
@@ -127,7 +130,7 @@ def collector_bad_input(ctx, interp):
         f.write("s3cret\n")
     col = Collector(ctx, os.path.join(ctx.tmp, "data"), ["--token-file", tok, "--max-body", "1"])
     auth = {"Authorization": "Bearer s3cret"}
-    good = {"name": "app.cpu{env=prod}", "from": "1700000000", "until": "1700000010",
+    good = {"name": "app.cpu{env=prod}", "from": str(T0), "until": str(T0 + 10),
             "format": "folded"}
     cases = [
         (good, "a;b 1\n", {"Authorization": "Bearer wrong"}, 401),
@@ -154,7 +157,7 @@ def collector_bad_input(ctx, interp):
     ctx.check(reply.startswith(b"HTTP/1.1 413"), "oversized body: %r", reply[:60])
     st, _, _ = http_get(col.port, "/render?query=app")
     ctx.check(st == 401, "render without a token: %s", st)
-    st, _, text = http_get(col.port, "/render?query=app&from=1699999990&until=1700000020",
+    st, _, text = http_get(col.port, "/render?query=app&from=%d&until=%d" % (T0 - 10, T0 + 20),
                            headers=auth)
     ctx.check(st == 200 and _lines(text) == Counter({"a;b": 1}),
               "only the one good ingest is stored: %r", text[:200])
@@ -194,8 +197,8 @@ def collector_kill9(ctx, interp):
     i = 0
     killed = False
     while True:
-        q = {"name": "k9.cpu{run=a}", "from": str(1700000000 + 10 * (i % 50)),
-             "until": str(1700000010 + 10 * (i % 50))}
+        q = {"name": "k9.cpu{run=a}", "from": str(T0 + 10 * (i % 50)),
+             "until": str(T0 + 10 + 10 * (i % 50))}
         body = "".join("main;f%d;g%d %d\n" % (i, k, k + 1) for k in range(20))
         if time.time() > deadline and not killed:
             col.proc.send_signal(signal.SIGKILL)
@@ -245,8 +248,8 @@ def collector_valgrind(ctx, interp):
     ctx.check(port is not None, "collector under valgrind did not start")
     if port:
         for i in range(5):
-            q = {"name": "vg.cpu{k=v}", "from": str(1700000000 + 10 * i),
-                 "until": str(1700000010 + 10 * i)}
+            q = {"name": "vg.cpu{k=v}", "from": str(T0 + 10 * i),
+                 "until": str(T0 + 10 + 10 * i)}
             st, _, _ = _post(port, q, b"main;f 3\nmain;g;h 2\n", None)
             ctx.check(st == 200, "ingest %d: %s", i, st)
         st, _, _ = _post(port, {"name": "bad name"}, b"x 1\n", None)
@@ -254,11 +257,11 @@ def collector_valgrind(ctx, interp):
         for path in ("/render?query=vg&from=0&until=now", "/api/series",
                      "/api/timeline?query=vg{k=v}&from=0&until=now",
                      "/api/top?query=vg&from=0&until=now",
-                     "/api/diff?query=vg&from=0&until=1700000020&from2=1700000020&until2=now",
+                     "/api/diff?query=vg&from=0&until=%d&from2=%d&until2=now" % (T0 + 20, T0 + 20),
                      "/render?query=vg&from=0&until=now&format=svg&reverse=1",
                      "/render?query=vg&from=0&until=now&format=json",
-                     "/api/diff?query=vg&from=0&until=1700000020&from2=1700000020&until2=now"
-                     "&format=svg", "/", "/assets/app.js", "/nope"):
+                     "/api/diff?query=vg&from=0&until=%d&from2=%d&until2=now&format=svg"
+                     % (T0 + 20, T0 + 20), "/", "/assets/app.js", "/nope"):
             st, _, _ = http_get(port, path, timeout=60)
             ctx.check(st in (200, 404), "GET %s: %s", path, st)
     p.send_signal(signal.SIGTERM)
@@ -288,10 +291,10 @@ def collector_pull_equals_push(ctx, interp):
     st, _, body = http_get(pull_col.port, "/api/timeline?query=pull_alpha&from=0&until=now")
     pulled = json.loads(body) if st == 200 else []
     st, _, body = http_get(push_col.port, "/api/timeline?query=pull_alpha&from=0&until=now")
-    pushed = dict((t, n) for t, n in json.loads(body)) if st == 200 else {}
+    pushed = dict((t, n) for t, n, _ in json.loads(body)) if st == 200 else {}
     ctx.check(len(pulled) >= 2, "pulled buckets %s", pulled)
     done = pulled[:-1]  # the last bucket may still be filling on either side
-    ctx.check(all(pushed.get(t) == n for t, n in done), "pulled %s, pushed %s", done, pushed)
+    ctx.check(all(pushed.get(t) == n for t, n, _ in done), "pulled %s, pushed %s", done, pushed)
     if done:
         end = done[-1][0] + 10
         a = http_get(pull_col.port, "/render?query=pull_alpha&from=0&until=%d" % end)[2]
@@ -312,10 +315,10 @@ def collector_formats(ctx, interp):
     body = ("main;f;g 5\nmain;f 3\nmain;h 2\nother;<b>&\"x\" 1\n"
             "main;f;g\xc3\xa9 4\n").encode("utf-8") + b"main;bad\xff 1\n"
     for i, b in enumerate((body, b"main;f 10\nmain;h 1\n")):
-        st, _, msg = _post(col.port, {"name": "fmt.cpu{k=v}", "from": str(1700000000 + 10 * i),
-                                      "until": str(1700000010 + 10 * i)}, b)
+        st, _, msg = _post(col.port, {"name": "fmt.cpu{k=v}", "from": str(T0 + 10 * i),
+                                      "until": str(T0 + 10 + 10 * i)}, b)
         ctx.check(st == 200, "ingest: %s %s", st, msg)
-    q = "/render?query=fmt&from=1700000000&until=1700000010"
+    q = "/render?query=fmt&from=%d&until=%d" % (T0, T0 + 10)
     st, _, folded = http_get(col.port, q)
     want = _lines(folded)
     ctx.check(st == 200 and sum(want.values()) == 16, "folded: %s %r", st, folded)
@@ -351,8 +354,8 @@ def collector_formats(ctx, interp):
                   any(t.startswith("<b>&\"x\" (1 samples") or t.startswith("<b>&\"x\" (1 sample")
                       for t in titles), "svg%s tooltips: %s", extra, titles[:12])
         ctx.check("<b>" not in svg, "unescaped label in the SVG")
-    st, _, svg = http_get(col.port, "/api/diff?query=fmt&from=1700000000&until=1700000010"
-                          "&from2=1700000010&until2=1700000020&format=svg")
+    st, _, svg = http_get(col.port, "/api/diff?query=fmt&from=%d&until=%d&from2=%d&until2=%d"
+                          "&format=svg" % (T0, T0 + 10, T0 + 10, T0 + 20))
     ctx.check(st == 200 and ET.fromstring(svg.encode("utf-8")) is not None, "diff svg %s", st)
     for bad in (q + "&format=xml", q + "&format=svg&width=5", q + "&format=svg&width=x",
                 "/api/diff?query=fmt&from=0&until=1&from2=1&until2=2&format=json"):
@@ -387,3 +390,86 @@ def collector_rate_limit(ctx, interp):
     ctx.check(re.search(r"[1-9]\d* over the rate limit", text), "exit report: %s", text[-300:])
     st = subprocess.run([COLLECTOR, "--rate-limit", "x"], stderr=subprocess.PIPE)
     ctx.check(st.returncode != 0 and b"--rate-limit" in st.stderr, "bad --rate-limit accepted")
+
+
+@single
+def collector_retention(ctx, interp):
+    """--retention and --max-disk on a live collector: buckets older than a tier's keep are
+    merged into the next tier's (totals and stacks kept, the timeline shows the coarser width),
+    those past the last tier's keep are deleted and counted; past --max-disk the oldest buckets
+    go first and every sample dropped is counted."""
+    col = Collector(ctx, os.path.join(ctx.tmp, "data"), ["--retention", "10s:1h,1m:3h"])
+    now = int(time.time()) // 60 * 60
+    sent = Counter()
+    for age in (100, 110, 120, 7200, 7210, 7250, 4 * 3600):
+        t = now - age
+        body = "main;f;g %d\nmain;h %d\n" % (age % 7 + 1, age % 5 + 1)
+        st, _, msg = _post(col.port, {"name": "ret.cpu{k=v}", "from": str(t),
+                                      "until": str(t + 10)}, body.encode())
+        ctx.check(st == 200, "ingest: %s %s", st, msg)
+        if age < 3 * 3600:
+            sent += _lines(body)
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        st, _, text = http_get(col.port, "/api/stats")
+        stats = json.loads(text)
+        if stats["downsampled_rows_total"] >= 4 and stats["expired_rows_total"] >= 1:
+            break
+        time.sleep(0.2)
+    # three 2 h old buckets moved, and the 4 h old one moved, then expired
+    ctx.check(stats["downsampled_rows_total"] == 4 and stats["expired_rows_total"] == 1,
+              "compaction did not run: %s", stats)
+    st, _, text = http_get(col.port, "/render?query=ret&from=%d&until=now" % (now - 5 * 3600))
+    ctx.check(_lines(text) == sent, "totals after downsampling %s != ingested %s",
+              dict(_lines(text)), dict(sent))
+    st, _, text = http_get(col.port, "/api/timeline?query=ret&from=%d&until=now" % (now - 5 * 3600))
+    widths = sorted(set(p[2] for p in json.loads(text)))
+    ctx.check(widths == [10, 60], "bucket widths in the timeline: %s", text[:300])
+    old = [p for p in json.loads(text) if p[2] == 60]
+    ctx.check(old and all(p[0] % 60 == 0 for p in old) and sum(p[1] for p in old) == 15,
+              "the 2 h old buckets, in whole minutes: %s", old)
+    ctx.check([t["width"] for t in stats["tiers"]] == [10, 60], "tiers: %s", stats["tiers"])
+    st, _, prom = http_get(col.port, "/metrics")
+    ctx.check(st == 200 and re.search(r"^pysamp_collector_expired_rows_total 1$", prom, re.M) and
+              'pysamp_collector_tier_samples{width="60"}' in prom, "metrics: %s", prom[:400])
+    ctx.check(col.stop() == 0, "collector exit status")
+
+    # The disk bound: 1 MB, and more than that of steady profiles (the same 300 stacks in
+    # every 10 s bucket, counts varying) over a few hours.
+    col = Collector(ctx, os.path.join(ctx.tmp, "bounded"), ["--max-disk", "1", "--rate-limit", "0"])
+    rnd = random.Random(7)
+    total, n = 0, 1500
+    t0 = (now - 10 * n) // 10 * 10
+    for i in range(n):
+        counts = [rnd.randint(1, 5000) for _ in range(300)]
+        body = "".join("main;mod%d.f;g%d;h %d\n" % (j % 17, j, c) for j, c in enumerate(counts))
+        total += sum(counts)
+        st, _, msg = _post(col.port, {"name": "disk.cpu", "from": str(t0 + 10 * i),
+                                      "until": str(t0 + 10 * i + 10)}, body.encode())
+        if not ctx.check(st == 200, "ingest %d under the bound: %s %s", i, st, msg):
+            break
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        stats = json.loads(http_get(col.port, "/api/stats")[2])
+        if stats["dropped_samples_total"] and stats["db_live_bytes"] <= 1 << 20:
+            break
+        time.sleep(0.3)
+    ctx.check(0 < stats["dropped_samples_total"] < total / 2 and
+              stats["db_live_bytes"] <= 1 << 20, "disk bound: %s", stats)
+    st, _, text = http_get(col.port, "/render?query=disk&from=%d&until=now" % t0)
+    kept = sum(_lines(text).values())
+    ctx.check(kept + stats["dropped_samples_total"] == total,
+              "kept %d + dropped %d != stored %d", kept, stats["dropped_samples_total"], total)
+    tl = json.loads(http_get(col.port, "/api/timeline?query=disk&from=%d&until=now" % t0)[2])
+    # The oldest went first: what is left is the newest buckets, without a gap.
+    ctx.check(tl and tl[-1][0] == t0 + 10 * (n - 1) and
+              [p[0] for p in tl] == list(range(tl[0][0], tl[-1][0] + 10, 10)),
+              "the newest buckets must stay: %s ... %s", tl[:2], tl[-2:])
+    ctx.check(col.stop() == 0, "collector exit status")
+    with open(col.err, "rb") as f:
+        err = f.read().decode()
+    ctx.check("max-disk" in err or "dropped" in err or "delet" in err,
+              "no warning about the data dropped: %s", err[-500:])
+    for bad in (["--retention", "10s"], ["--retention", "1m:1d,10s:2d"], ["--max-disk", "-1"]):
+        p = subprocess.run([COLLECTOR] + bad, stderr=subprocess.PIPE)
+        ctx.check(p.returncode != 0 and p.stderr.strip(), "%s accepted: %r", bad, p.stderr)

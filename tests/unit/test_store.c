@@ -1,13 +1,16 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * test_store.c - SQLite profile storage: round trips, selections, hostile input, failed ingests
- * that leave nothing behind, and a writer killed with SIGKILL mid-stream.
+ * that leave nothing behind, a writer killed with SIGKILL mid-stream; retention policies,
+ * downsampling that keeps every count, expiry, the disk bound, the version 1 -> 2 conversion,
+ * garbage collection with coherent caches across handles, and SIGKILL during compaction.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -823,6 +826,889 @@ static void test_kill9(void)
 	rm_rf(dir);
 }
 
+/* ---- retention, compaction, bounded disk ---- */
+
+static struct store *open_or_die(const char *dir)
+{
+	char err[256] = "";
+	struct store *s = store__open(dir, err, sizeof(err));
+
+	if (!s) {
+		fprintf(stderr, "store__open %s: %s\n", dir, err);
+		exit(2);
+	}
+	return s;
+}
+
+static void set_tiers(struct store *s, const char *spec)
+{
+	struct store_tier t[STORE_MAX_TIERS];
+	char err[256] = "";
+	size_t n = 0;
+
+	T_CHECK_EQ_INT(store_parse_retention(spec, t, STORE_MAX_TIERS, &n, err, sizeof(err)), 0);
+	T_CHECK_EQ_INT(store__set_retention(s, t, n), 0);
+}
+
+/* Call store__compact until it says it is done; returns the number of calls. */
+static int compact_all(struct store *s, int64_t now, size_t max_rows)
+{
+	bool more = true;
+	int calls = 0;
+
+	while (more && calls < 100000) {
+		more = false;
+		T_CHECK_EQ_INT(store__compact(s, now, max_rows, &more), 0);
+		calls++;
+	}
+	T_CHECK(!more);
+	return calls;
+}
+
+/* The rendered result of a query and its total. */
+static char *query_render(struct store *s, const char *app, const char *match, int64_t from,
+			  int64_t until, uint64_t *total)
+{
+	struct stacks *out = new_stacks();
+	char *r;
+
+	T_CHECK_EQ_INT(store__query(s, app, match, from, until, out), 0);
+	r = render(out);
+	if (total)
+		*total = stacks__total(out);
+	stacks__free(out);
+	return r;
+}
+
+struct tl2 {
+	struct strbuf sb;
+	uint64_t sum;
+	uint64_t widths[8];
+	size_t nwidths;
+	int misaligned;
+	int64_t last_t;
+};
+
+static int timeline2_visit(void *arg, int64_t t, int64_t width, uint64_t count)
+{
+	struct tl2 *tl = arg;
+	size_t i;
+
+	if (width <= 0 || t % width || t < tl->last_t)
+		tl->misaligned++;
+	tl->last_t = t;
+	tl->sum += count;
+	for (i = 0; i < tl->nwidths && tl->widths[i] != (uint64_t)width; i++)
+		;
+	if (i == tl->nwidths && i < 8)
+		tl->widths[tl->nwidths++] = (uint64_t)width;
+	return strbuf_addf(&tl->sb, "%" PRId64 "/%" PRId64 ":%" PRIu64 " ", t, width, count);
+}
+
+/* Timeline2 facts of a selection; returns the rendering, caller frees. */
+static char *timeline2_of(struct store *s, const char *app, const char *match, int64_t from,
+			  int64_t until, struct tl2 *tl)
+{
+	char *str;
+
+	memset(tl, 0, sizeof(*tl));
+	tl->last_t = INT64_MIN;
+	strbuf_init(&tl->sb, 0);
+	T_CHECK_EQ_INT(store__timeline2(s, app, match, from, until, timeline2_visit, tl), 0);
+	str = strbuf_detach(&tl->sb, NULL);
+	if (!str)
+		exit(2);
+	return str;
+}
+
+static uint64_t timeline_sum(struct store *s, const char *app, const char *match, int64_t from,
+			     int64_t until)
+{
+	struct tl2 tl;
+	char *str = timeline2_of(s, app, match, from, until, &tl);
+
+	free(str);
+	T_CHECK_EQ_INT(tl.misaligned, 0);
+	return tl.sum;
+}
+
+static struct store_stats stats_of(struct store *s)
+{
+	struct store_stats st;
+
+	T_CHECK_EQ_INT(store__stats(s, &st), 0);
+	return st;
+}
+
+static uint64_t tiers_samples(const struct store_stats *st)
+{
+	uint64_t n = 0;
+	size_t i;
+
+	for (i = 0; i < st->ntiers; i++)
+		n += st->tiers[i].samples;
+	return n;
+}
+
+/* A random profile over a pool of 16 stacks (prefix names the pool, so pools can differ). */
+static struct stacks *pool_profile(uint64_t *rng, const char *prefix, int nstacks)
+{
+	struct stacks *st = new_stacks();
+	char line[128];
+	int j;
+
+	for (j = 0; j < nstacks; j++) {
+		int k = (int)(rng_next(rng) % 16);
+
+		snprintf(line, sizeof(line), "%s;mod%d;fn%d;leaf%d", prefix, k % 3, k % 7, k);
+		add_folded(st, line, rng_next(rng) % 20 + 1);
+	}
+	return st;
+}
+
+static void test_retention_parse(void)
+{
+	static const struct {
+		const char *spec, *msg;
+	} bad[] = {
+		{ "", "empty" },
+		{ "10s", "expected WIDTH:KEEP" },
+		{ "10s:", "expected WIDTH:KEEP" },
+		{ ":2d", "expected WIDTH:KEEP" },
+		{ "10s:2d,", "tier 2 is empty" },
+		{ ",10s:2d", "tier 1 is empty" },
+		{ "10:2d", "unit s, m, h or d" },
+		{ "10s:2x", "unit s, m, h or d" },
+		{ "10s:-2d", "expected WIDTH:KEEP" },
+		{ "10s:2d 1m:14d", "expected WIDTH:KEEP" },
+		{ "10s:2d;1m:14d", "expected WIDTH:KEEP" },
+		{ "10s:0d", "between 1s" },
+		{ "0s:1d", "between 1s" },
+		{ "20s:2d", "must be 10s" },
+		{ "1m:2d", "must be 10s" },
+		{ "10s:2d,10s:3d", "must exceed" },
+		{ "10s:2d,1m:14d,30s:1d", "must exceed" },
+		{ "10s:2d,15s:3d", "multiple" },
+		{ "10s:2d,1m:14d,90s:1d", "multiple" },
+		{ "10s:1d,1m:1d,1h:1d,1d:1d,2d:1d", "more than 4" },
+		{ "10s:36501d", "over 100 years" },
+		{ "10s:99999999999999999999999d", "over 100 years" },
+	};
+	struct store_tier t[STORE_MAX_TIERS];
+	struct store_stats st;
+	char err[256], dir[64];
+	struct store *s;
+	size_t n = 0, i;
+
+	T_CHECK_EQ_INT(store_parse_retention("10s:2d,1m:14d,1h:365d", t, STORE_MAX_TIERS, &n, err,
+					     sizeof(err)),
+		       0);
+	T_CHECK_EQ_INT(n, 3);
+	T_CHECK_EQ_INT(t[0].width_s, 10);
+	T_CHECK_EQ_INT(t[0].keep_s, 2 * 86400);
+	T_CHECK_EQ_INT(t[1].width_s, 60);
+	T_CHECK_EQ_INT(t[1].keep_s, 14 * 86400);
+	T_CHECK_EQ_INT(t[2].width_s, 3600);
+	T_CHECK_EQ_INT(t[2].keep_s, 365 * 86400);
+	T_CHECK_EQ_INT(store_parse_retention(STORE_RETENTION_DEFAULT, t, 3, &n, err, sizeof(err)),
+		       0);
+	T_CHECK_EQ_INT(n, 3);
+	T_CHECK_EQ_INT(store_parse_retention("10s:1h", t, 1, &n, err, sizeof(err)), 0);
+	T_CHECK_EQ_INT(n, 1);
+	T_CHECK_EQ_INT(t[0].keep_s, 3600);
+	T_CHECK_EQ_INT(store_parse_retention("10s:30s,20s:1m,60s:5m,2h:36500d", t, 4, &n, err,
+					     sizeof(err)),
+		       0);
+	T_CHECK_EQ_INT(n, 4);
+	T_CHECK_EQ_INT(t[1].width_s, 20);
+	T_CHECK_EQ_INT(t[2].width_s, 60);
+	T_CHECK_EQ_INT(t[3].width_s, 7200);
+	T_CHECK_EQ_INT(t[3].keep_s, STORE_MAX_SPAN_S);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err[0] = '\0';
+		T_CHECK_EQ_INT(store_parse_retention(bad[i].spec, t, STORE_MAX_TIERS, &n, err,
+						     sizeof(err)),
+			       -EINVAL);
+		if (!strstr(err, bad[i].msg)) {
+			T_CHECK(!"retention error message");
+			fprintf(stderr, "spec '%s': '%s' lacks '%s'\n", bad[i].spec, err,
+				bad[i].msg);
+		}
+	}
+	T_CHECK_EQ_INT(store_parse_retention(STORE_RETENTION_DEFAULT, t, 2, &n, err, sizeof(err)),
+		       -EINVAL);
+	T_CHECK(strstr(err, "room for 2") != NULL);
+	T_CHECK_EQ_INT(store_parse_retention(NULL, t, 4, &n, NULL, 0), -EINVAL);
+	T_CHECK_EQ_INT(store_parse_retention("10s:1d", NULL, 4, &n, NULL, 0), -EINVAL);
+
+	/* store__set_retention refuses what the parser refuses and then changes nothing. */
+	make_tmpdir(dir, sizeof(dir));
+	s = open_or_die(dir);
+	st = stats_of(s);
+	T_CHECK_EQ_INT(st.ntiers, 3);
+	T_CHECK_EQ_INT(st.tiers[2].width_s, 3600);
+	T_CHECK_EQ_INT(st.tiers[2].keep_s, 365 * 86400);
+	set_tiers(s, "10s:1h,1m:1d");
+	T_CHECK_EQ_INT(store__set_retention(s, t, 0), -EINVAL);
+	T_CHECK_EQ_INT(store__set_retention(s, t, STORE_MAX_TIERS + 1), -EINVAL);
+	T_CHECK_EQ_INT(store__set_retention(NULL, t, 1), -EINVAL);
+	T_CHECK_EQ_INT(store__set_retention(s, NULL, 1), -EINVAL);
+	t[0] = (struct store_tier){ 10, 100 };
+	t[1] = (struct store_tier){ 25, 100 };
+	T_CHECK_EQ_INT(store__set_retention(s, t, 2), -EINVAL);
+	t[1] = (struct store_tier){ 30, 0 };
+	T_CHECK_EQ_INT(store__set_retention(s, t, 2), -EINVAL);
+	t[0] = (struct store_tier){ 5, 100 };
+	T_CHECK_EQ_INT(store__set_retention(s, t, 1), -EINVAL);
+	st = stats_of(s);
+	T_CHECK_EQ_INT(st.ntiers, 2);
+	T_CHECK_EQ_INT(st.tiers[0].keep_s, 3600);
+	T_CHECK_EQ_INT(st.tiers[1].width_s, 60);
+	T_CHECK_EQ_INT(st.tiers[1].keep_s, 86400);
+	T_CHECK_EQ_INT(store__set_max_bytes(NULL, 1), -EINVAL);
+	T_CHECK_EQ_INT(store__compact(s, 0, 0, NULL), -EINVAL);
+	T_CHECK_EQ_INT(store__compact(NULL, 0, 10, NULL), -EINVAL);
+	T_CHECK_EQ_INT(store__stats(s, NULL), -EINVAL);
+	T_CHECK_EQ_INT(store__timeline2(s, "a", NULL, 0, 10, NULL, NULL), -EINVAL);
+	/* Compacting an empty database is fine. */
+	T_CHECK_EQ_INT(compact_all(s, 1000000, 10), 1);
+	store__free(s);
+	rm_rf(dir);
+}
+
+/* A damaged counts blob or samples row is reported as -EIO and harms nothing else. */
+static void test_corrupt(void)
+{
+	struct stacks *want, *out;
+	char dir[64];
+	struct store *s;
+	bool more;
+
+	make_tmpdir(dir, sizeof(dir));
+	s = open_or_die(dir);
+	T_CHECK_EQ_INT(ingest_folded(s, "ok", "", 100, "main;a", 3), 0);
+	T_CHECK_EQ_INT(ingest_folded(s, "bad", "", 100, "main;b", 4), 0);
+	T_CHECK_EQ_INT(sql_exec(dir, "UPDATE counts SET data = x'8080' WHERE id ="
+				     " (SELECT counts_id FROM samples x JOIN series s"
+				     " ON s.id = x.series_id WHERE s.app = 'bad')"),
+		       SQLITE_OK);
+	out = new_stacks();
+	T_CHECK_EQ_INT(store__query(s, "bad", NULL, 0, 1000, out), -EIO);
+	stacks__free(out);
+	want = stacks_of("main;a", (uint64_t)3, (const char *)NULL);
+	T_CHECK(query_equals(s, "ok", NULL, 0, 1000, want));
+	stacks__free(want);
+	/* Compaction refuses to move it (and rolls back the step), the other series is intact. */
+	T_CHECK_EQ_INT(store__compact(s, 1000000000, 100, &more), -EIO);
+	T_CHECK(more);
+	want = stacks_of("main;a", (uint64_t)3, (const char *)NULL);
+	T_CHECK(query_equals(s, "ok", NULL, 0, 1000, want));
+	stacks__free(want);
+	/* Totals that disagree with the blob are caught as well. */
+	T_CHECK_EQ_INT(sql_exec(dir, "UPDATE samples SET total = total + 1"
+				     " WHERE series_id = (SELECT id FROM series WHERE app = 'ok')"),
+		       SQLITE_OK);
+	T_CHECK_EQ_INT(sql_exec(dir,
+				"DELETE FROM samples"
+				" WHERE series_id = (SELECT id FROM series WHERE app = 'bad')"),
+		       SQLITE_OK);
+	T_CHECK_EQ_INT(store__compact(s, 1000000000, 100, &more), -EIO);
+	store__free(s);
+	T_CHECK(integrity_ok(dir));
+	rm_rf(dir);
+}
+
+#define DS_T0 ((int64_t)3600 * 400000) /* hour-aligned, year 2015 */
+
+/* Downsampling keeps every total and per-stack count; expiry past the last tier deletes. */
+static void test_downsample(void)
+{
+	static const char *const labels[] = { "env=a", "env=b" };
+	struct stacks *ref[2], *st;
+	char dir[64], *before[2], *after, *hour_before[3], *tl;
+	uint64_t rng = 99, tot_before, tot_after, n;
+	int64_t t, now, h;
+	struct store_stats ss;
+	struct tl2 tl2;
+	struct store *s;
+	int i, calls;
+
+	make_tmpdir(dir, sizeof(dir));
+	s = open_or_die(dir);
+	set_tiers(s, "10s:2m,1m:20m,1h:5h");
+	for (i = 0; i < 2; i++)
+		ref[i] = new_stacks();
+	/* 2 h 30 min of 10 s buckets for two series, plus a late profile into an old bucket. */
+	for (t = DS_T0; t < DS_T0 + 9000; t += 10) {
+		for (i = 0; i < 2; i++) {
+			st = pool_profile(&rng, i ? "b" : "a", 3);
+			T_CHECK_EQ_INT(store__ingest(s, "ds", labels[i], t + i, t + 10, 100, st),
+				       0);
+			merge_into(ref[i], st);
+			stacks__free(st);
+		}
+	}
+	for (i = 0; i < 2; i++) {
+		before[i] = query_render(s, "ds", labels[i], 0, INT64_MAX, NULL);
+		T_CHECK(query_equals(s, "ds", labels[i], 0, INT64_MAX, ref[i]));
+	}
+	for (h = 0; h < 3; h++)
+		hour_before[h] =
+			query_render(s, "ds", NULL, DS_T0 + h * 3600, DS_T0 + (h + 1) * 3600, NULL);
+	free(query_render(s, "ds", NULL, 0, INT64_MAX, &tot_before));
+	T_CHECK_EQ_INT(timeline_sum(s, "ds", NULL, 0, INT64_MAX), tot_before);
+	ss = stats_of(s);
+	T_CHECK_EQ_INT(ss.tiers[0].rows, 1800);
+	T_CHECK_EQ_INT(ss.tiers[0].samples, tot_before);
+	T_CHECK_EQ_INT(ss.tiers[1].rows + ss.tiers[2].rows, 0);
+	T_CHECK(ss.tiers[0].entries >= 1800 && ss.tiers[0].entries <= 1800 * 3);
+
+	/*
+	 * 1 min after the last bucket: the last 60 s stay in 10 s buckets, the rest goes to 1 min
+	 * buckets and the first 2 h 11 min on to 1 h buckets (hours 0, 1 and part of 2).
+	 */
+	now = DS_T0 + 9000 + 60;
+	calls = compact_all(s, now, 40);
+	T_CHECK(calls > 10); /* bounded: 40 pairs per call */
+	for (i = 0; i < 2; i++) {
+		after = query_render(s, "ds", labels[i], 0, INT64_MAX, NULL);
+		T_CHECK_EQ_STR(after, before[i]);
+		free(after);
+		T_CHECK(query_equals(s, "ds", labels[i], 0, INT64_MAX, ref[i]));
+	}
+	for (h = 0; h < 3; h++) {
+		after = query_render(s, "ds", NULL, DS_T0 + h * 3600, DS_T0 + (h + 1) * 3600, NULL);
+		T_CHECK_EQ_STR(after, hour_before[h]);
+		free(after);
+	}
+	free(query_render(s, "ds", NULL, 0, INT64_MAX, &tot_after));
+	T_CHECK_EQ_INT(tot_after, tot_before);
+	tl = timeline2_of(s, "ds", NULL, 0, INT64_MAX, &tl2);
+	T_CHECK_EQ_INT(tl2.sum, tot_before);
+	T_CHECK_EQ_INT(tl2.misaligned, 0);
+	T_CHECK_EQ_INT(tl2.nwidths, 3);
+	free(tl);
+	T_CHECK_EQ_INT(timeline_sum(s, "ds", "env=b", 0, INT64_MAX), stacks__total(ref[1]));
+	/* Every row is in the tier its age says. */
+	{
+		char sql[256];
+
+		snprintf(
+			sql, sizeof(sql),
+			"SELECT count(*) FROM samples WHERE (width = 10 AND bucket + 10 <= %" PRId64
+			") OR (width = 60 AND bucket + 60 <= %" PRId64 ")",
+			now - 120, now - 1200);
+		T_CHECK_EQ_INT(sql_num(dir, sql), 0);
+		T_CHECK_EQ_INT(sql_num(dir, "SELECT count(*) FROM samples WHERE bucket % width"),
+			       0);
+	}
+	ss = stats_of(s);
+	T_CHECK(ss.tiers[0].rows > 0 && ss.tiers[1].rows > 0 && ss.tiers[2].rows > 0);
+	T_CHECK_EQ_INT(tiers_samples(&ss), tot_before);
+	T_CHECK_EQ_INT(ss.tiers[0].rows + ss.tiers[1].rows + ss.tiers[2].rows,
+		       sql_num(dir, "SELECT count(*) FROM samples"));
+	T_CHECK_EQ_INT(ss.tiers[0].entries + ss.tiers[1].entries + ss.tiers[2].entries,
+		       sql_num(dir, "SELECT sum(nstacks) FROM samples"));
+	T_CHECK_EQ_INT(ss.tiers[0].rows, 2 * 6);
+	T_CHECK_EQ_INT(ss.tiers[2].rows, 2 * 3);
+	T_CHECK(ss.moved_rows > 1700);
+	T_CHECK_EQ_INT(ss.expired_rows, 0);
+	T_CHECK_EQ_INT(ss.dropped_samples, 0);
+	n = ss.moved_rows;
+	/* Nothing more to do at the same time. */
+	T_CHECK_EQ_INT(compact_all(s, now, 40), 1);
+	T_CHECK_EQ_INT(stats_of(s).moved_rows, n);
+
+	/* A late profile into an already downsampled span is added and downsampled again. */
+	st = stacks_of("a;late", (uint64_t)5, (const char *)NULL);
+	T_CHECK_EQ_INT(store__ingest(s, "ds", "env=a", DS_T0 + 30, DS_T0 + 40, 100, st), 0);
+	merge_into(ref[0], st);
+	stacks__free(st);
+	compact_all(s, now, 1000);
+	T_CHECK(query_equals(s, "ds", "env=a", 0, INT64_MAX, ref[0]));
+	T_CHECK_EQ_INT(sql_num(dir, "SELECT count(*) FROM samples"
+				    " WHERE width = 10 AND bucket <= 1440008930"),
+		       0);
+	T_CHECK_EQ_INT(sql_num(dir,
+			       "SELECT nstacks FROM samples"
+			       " WHERE width = 3600 AND bucket = 1440000000"
+			       " AND series_id = (SELECT id FROM series WHERE labels = 'env=a')"),
+		       17); /* the 16 stacks of the pool and a;late */
+
+	/* Past the last tier's keep everything goes; series stay with 0 samples; GC empties. */
+	now = DS_T0 + 9000 + 5 * 3600 + 3600;
+	calls = compact_all(s, now, 40);
+	T_CHECK(calls > 2);
+	free(query_render(s, "ds", NULL, 0, INT64_MAX, &tot_after));
+	T_CHECK_EQ_INT(tot_after, 0);
+	tl = timeline_of(s, "ds", NULL, 0, INT64_MAX);
+	T_CHECK_EQ_STR(tl, "");
+	free(tl);
+	tl = series_of(s);
+	T_CHECK_EQ_STR(tl, "ds|env=a|1440000000|1440008990|0|100\n"
+			   "ds|env=b|1440000000|1440008990|0|100\n");
+	free(tl);
+	ss = stats_of(s);
+	T_CHECK_EQ_INT(tiers_samples(&ss), 0);
+	T_CHECK_EQ_INT(ss.tiers[0].rows + ss.tiers[1].rows + ss.tiers[2].rows, 0);
+	T_CHECK(ss.expired_rows > 0);
+	T_CHECK_EQ_INT(ss.stacks, 0);
+	T_CHECK_EQ_INT(ss.frames, 0);
+	T_CHECK(ss.gc_stacks >= 32);
+	T_CHECK_EQ_INT(sql_num(dir, "SELECT count(*) FROM counts"), 0);
+	T_CHECK_EQ_INT(ss.series, 2);
+	store__free(s);
+	T_CHECK(integrity_ok(dir));
+	for (i = 0; i < 2; i++) {
+		free(before[i]);
+		stacks__free(ref[i]);
+	}
+	for (h = 0; h < 3; h++)
+		free(hour_before[h]);
+	rm_rf(dir);
+}
+
+/* Over the bound, the oldest buckets go first, counted persistently; ingest never fails. */
+static void test_disk_bound(void)
+{
+	char dir[64], *tl_before, *tl_after, *p;
+	struct store_stats ss, ss2;
+	uint64_t rng = 5, tot_before, tot_after, live, bound;
+	struct stacks *st;
+	struct store *s;
+	char line[96];
+	int64_t t0 = 1700000000, t;
+	int i, j;
+
+	make_tmpdir(dir, sizeof(dir));
+	s = open_or_die(dir);
+	/* Sample-heavy, as a real database is: 400 buckets of ~270 of 1200 stacks. */
+	for (i = 0; i < 400; i++) {
+		st = new_stacks();
+		for (j = 0; j < 300; j++) {
+			snprintf(line, sizeof(line), "main;handler%d;work%d",
+				 (int)(rng_next(&rng) % 40), (int)(rng_next(&rng) % 30));
+			add_folded(st, line, rng_next(&rng) % 300 + 1);
+		}
+		T_CHECK_EQ_INT(store__ingest(s, "big", "", t0 + i * 10, t0 + i * 10 + 10, 100, st),
+			       0);
+		stacks__free(st);
+	}
+	tl_before = timeline_of(s, "big", NULL, 0, INT64_MAX);
+	free(query_render(s, "big", NULL, 0, INT64_MAX, &tot_before));
+	ss = stats_of(s);
+	T_CHECK(ss.live_bytes > 100000);
+	T_CHECK(ss.file_bytes >= ss.live_bytes || ss.wal_bytes > 0);
+	T_CHECK(ss.incremental_vacuum);
+	T_CHECK_EQ_INT(ss.max_bytes, 0);
+	/* No bound: nothing happens (default retention keeps 2 days). */
+	compact_all(s, t0 + 4000, 1000);
+	T_CHECK_EQ_INT(stats_of(s).trimmed_rows, 0);
+
+	bound = ss.live_bytes / 2;
+	T_CHECK_EQ_INT(store__set_max_bytes(s, bound), 0);
+	compact_all(s, t0 + 4000, 2000);
+	ss = stats_of(s);
+	live = ss.live_bytes;
+	T_CHECK(live <= bound);
+	T_CHECK(live >= bound / 4);
+	T_CHECK_EQ_INT(ss.max_bytes, bound);
+	free(query_render(s, "big", NULL, 0, INT64_MAX, &tot_after));
+	T_CHECK(tot_after < tot_before);
+	T_CHECK_EQ_INT(ss.dropped_samples, tot_before - tot_after);
+	T_CHECK_EQ_INT(ss.dropped_rows, ss.trimmed_rows);
+	T_CHECK(ss.dropped_rows > 10);
+	T_CHECK_EQ_INT(tiers_samples(&ss), tot_after);
+	/* Oldest first: what is left is exactly the newest part of the timeline. */
+	tl_after = timeline_of(s, "big", NULL, 0, INT64_MAX);
+	p = strstr(tl_before, tl_after);
+	T_CHECK(p != NULL && strlen(p) == strlen(tl_after) && p != tl_before);
+	if (!p || strlen(p) != strlen(tl_after))
+		fprintf(stderr, "before: %.300s\nafter: %.300s\n", tl_before, tl_after);
+	T_CHECK(strtoll(tl_after, NULL, 10) == t0 + (int64_t)ss.dropped_rows * 10);
+	/* Free pages went back to the file system. */
+	T_CHECK(ss.vacuumed_pages > 0);
+	T_CHECK(ss.free_pages <= 64 || ss.free_pages <= ss.pages / 16);
+	T_CHECK(ss.db_bytes <= (ss.pages + 1) * ss.page_size);
+	free(tl_after);
+	/* Under the bound (hysteresis): ingests and compactions do not drop more. */
+	t = t0 + 4000;
+	T_CHECK_EQ_INT(ingest_folded(s, "big", "", t, "main;new", 7), 0);
+	compact_all(s, t + 10, 200);
+	T_CHECK_EQ_INT(stats_of(s).dropped_samples, tot_before - tot_after);
+	store__free(s);
+
+	/* The count is stored in the database. */
+	s = open_or_die(dir);
+	ss2 = stats_of(s);
+	T_CHECK_EQ_INT(ss2.dropped_samples, tot_before - tot_after);
+	T_CHECK_EQ_INT(ss2.dropped_rows, ss.dropped_rows);
+	T_CHECK_EQ_INT(ss2.trimmed_rows, 0);
+	/* A bound below anything possible: ingest still works, compaction drops everything. */
+	T_CHECK_EQ_INT(store__set_max_bytes(s, 1), 0);
+	T_CHECK_EQ_INT(ingest_folded(s, "big", "", t + 10, "main;newer", 3), 0);
+	compact_all(s, t + 20, 100);
+	free(query_render(s, "big", NULL, 0, INT64_MAX, &tot_after));
+	T_CHECK_EQ_INT(tot_after, 0);
+	ss2 = stats_of(s);
+	T_CHECK_EQ_INT(ss2.dropped_samples, tot_before + 7 + 3);
+	T_CHECK_EQ_INT(ss2.stacks, 0); /* no bucket left: every stack is unreferenced */
+	T_CHECK_EQ_INT(ss2.frames, 0);
+	/* The bound removed, ingests are kept again. */
+	T_CHECK_EQ_INT(store__set_max_bytes(s, 0), 0);
+	T_CHECK_EQ_INT(ingest_folded(s, "big", "", t + 30, "main;kept", 4), 0);
+	compact_all(s, t + 40, 100);
+	free(query_render(s, "big", NULL, 0, INT64_MAX, &tot_after));
+	T_CHECK_EQ_INT(tot_after, 4);
+	store__free(s);
+	T_CHECK(integrity_ok(dir));
+	free(tl_before);
+	rm_rf(dir);
+}
+
+/* Same as stack_hash in store.c (part of the on-disk format). */
+static uint64_t v1_hash(const unsigned char *b, size_t len)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		h ^= b[i];
+		h *= 0x100000001b3ULL;
+	}
+	h ^= len;
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdULL;
+	h ^= h >> 33;
+	h *= 0xc4ceb9fe1a85ec53ULL;
+	h ^= h >> 33;
+	return h;
+}
+
+/* A version-1 database written by hand is converted in place on open. */
+static void test_upgrade_v1(void)
+{
+	static const char v1_schema[] = "CREATE TABLE series ("
+					" id INTEGER PRIMARY KEY,"
+					" app TEXT NOT NULL,"
+					" labels TEXT NOT NULL,"
+					" sample_rate INTEGER NOT NULL,"
+					" first_s INTEGER NOT NULL,"
+					" last_s INTEGER NOT NULL,"
+					" samples INTEGER NOT NULL,"
+					" UNIQUE (app, labels));"
+					"CREATE TABLE frames ("
+					" id INTEGER PRIMARY KEY,"
+					" name BLOB NOT NULL UNIQUE);"
+					"CREATE TABLE stacks ("
+					" id INTEGER PRIMARY KEY,"
+					" hash INTEGER NOT NULL,"
+					" frames BLOB NOT NULL);"
+					"CREATE INDEX stacks_hash ON stacks (hash);"
+					"CREATE TABLE samples ("
+					" series_id INTEGER NOT NULL REFERENCES series (id),"
+					" bucket INTEGER NOT NULL,"
+					" stack_id INTEGER NOT NULL REFERENCES stacks (id),"
+					" count INTEGER NOT NULL,"
+					" PRIMARY KEY (series_id, bucket, stack_id)) WITHOUT ROWID;"
+					"PRAGMA user_version = 1;";
+	/* stacks: 1 = main;a (frames 1, 2), 2 = main;b (frames 1, 3) */
+	static const unsigned char s1[8] = { 1, 0, 0, 0, 2, 0, 0, 0 };
+	static const unsigned char s2[8] = { 1, 0, 0, 0, 3, 0, 0, 0 };
+	char dir[64], path[128], sql[512], *str;
+	struct stacks *want;
+	struct store_stats ss;
+	struct store *s;
+	sqlite3 *db = NULL;
+
+	make_tmpdir(dir, sizeof(dir));
+	snprintf(path, sizeof(path), "%s/profiles.db", dir);
+	T_CHECK_EQ_INT(sqlite3_open(path, &db), SQLITE_OK);
+	T_CHECK_EQ_INT(sqlite3_exec(db, "PRAGMA journal_mode = WAL", NULL, NULL, NULL), SQLITE_OK);
+	T_CHECK_EQ_INT(sqlite3_exec(db, v1_schema, NULL, NULL, NULL), SQLITE_OK);
+	snprintf(sql, sizeof(sql),
+		 "INSERT INTO series VALUES (1, 'old', 'env=x', 99, 100, 110, 15);"
+		 "INSERT INTO series VALUES (2, 'old', 'env=y', 99, 200, 200, 4);"
+		 "INSERT INTO frames VALUES (1, CAST('main' AS BLOB)), (2, CAST('a' AS BLOB)),"
+		 " (3, CAST('b' AS BLOB));"
+		 "INSERT INTO stacks VALUES (1, %lld, x'0100000002000000'),"
+		 " (2, %lld, x'0100000003000000');"
+		 "INSERT INTO samples VALUES (1, 100, 1, 5), (1, 100, 2, 7), (1, 110, 1, 3),"
+		 " (2, 200, 2, 4);",
+		 (long long)v1_hash(s1, 8), (long long)v1_hash(s2, 8));
+	T_CHECK_EQ_INT(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+
+	s = open_or_die(dir);
+	T_CHECK_EQ_INT(sql_num(dir, "PRAGMA user_version"), 2);
+	want = stacks_of("main;a", (uint64_t)8, "main;b", (uint64_t)7, (const char *)NULL);
+	T_CHECK(query_equals(s, "old", "env=x", 0, 1000, want));
+	stacks__free(want);
+	want = stacks_of("main;b", (uint64_t)4, (const char *)NULL);
+	T_CHECK(query_equals(s, "old", "env=y", 0, 1000, want));
+	stacks__free(want);
+	str = timeline_of(s, "old", NULL, 0, 1000);
+	T_CHECK_EQ_STR(str, "100:12 110:3 200:4 ");
+	free(str);
+	str = series_of(s);
+	T_CHECK_EQ_STR(str, "old|env=x|100|110|15|99\nold|env=y|200|200|4|99\n");
+	free(str);
+	ss = stats_of(s);
+	T_CHECK_EQ_INT(ss.tiers[0].rows, 3);
+	T_CHECK_EQ_INT(ss.tiers[0].entries, 4);
+	T_CHECK_EQ_INT(ss.tiers[0].samples, 19);
+	T_CHECK(!ss.incremental_vacuum);
+	T_CHECK_EQ_INT(sql_num(dir, "SELECT seen FROM stacks WHERE id = 1"), 110);
+	T_CHECK_EQ_INT(sql_num(dir, "SELECT seen FROM stacks WHERE id = 2"), 200);
+	T_CHECK_EQ_INT(sql_num(dir, "SELECT min(seen) FROM frames"), 200);
+	/* The old stacks are found again by their hash; new data adds up. */
+	T_CHECK_EQ_INT(ingest_folded(s, "old", "env=x", 100, "main;a", 1), 0);
+	T_CHECK_EQ_INT(sql_num(dir, "SELECT count(*) FROM stacks"), 2);
+	want = stacks_of("main;a", (uint64_t)9, "main;b", (uint64_t)7, (const char *)NULL);
+	T_CHECK(query_equals(s, "old", "env=x", 0, 1000, want));
+	stacks__free(want);
+	/* Compaction works on it (no incremental vacuum there). */
+	set_tiers(s, "10s:1m,1m:1d");
+	compact_all(s, 10000, 100);
+	want = stacks_of("main;a", (uint64_t)9, "main;b", (uint64_t)11, (const char *)NULL);
+	T_CHECK(query_equals(s, "old", NULL, 0, 1000, want));
+	stacks__free(want);
+	str = timeline_of(s, "old", NULL, 0, 1000);
+	T_CHECK_EQ_STR(str, "60:16 180:4 ");
+	free(str);
+	store__free(s);
+	T_CHECK(integrity_ok(dir));
+	T_CHECK_EQ_INT(sql_num(dir, "SELECT count(*) FROM pragma_foreign_key_check"), 0);
+	/* Reopening a version-2 database changes nothing. */
+	s = open_or_die(dir);
+	T_CHECK_EQ_INT(stats_of(s).tiers[1].samples, 20);
+	store__free(s);
+	rm_rf(dir);
+}
+
+/* Two handles ingest while one compacts in small steps: every count stays exact throughout. */
+static void test_interleaved(void)
+{
+	struct store *s1, *s2;
+	struct stacks *ref, *st;
+	char dir[64];
+	uint64_t rng = 1234, tot;
+	int64_t t0 = 1800000000, t;
+	bool more;
+	int i;
+
+	make_tmpdir(dir, sizeof(dir));
+	s1 = open_or_die(dir);
+	s2 = open_or_die(dir);
+	set_tiers(s1, "10s:30s,1m:5m,1h:10d");
+	ref = new_stacks();
+	for (i = 0; i < 600; i++) {
+		t = t0 + i * 10;
+		st = pool_profile(&rng, i % 3 ? "p" : "q", 4);
+		T_CHECK_EQ_INT(store__ingest(i % 2 ? s2 : s1, "mix", i % 5 ? "k=1" : "k=2", t,
+					     t + 10, 100, st),
+			       0);
+		merge_into(ref, st);
+		stacks__free(st);
+		if (i % 3 == 0) {
+			T_CHECK_EQ_INT(store__compact(s1, t + 10, 9, &more), 0);
+		}
+		if (i % 100 == 99) {
+			T_CHECK(query_equals(s1, "mix", NULL, 0, INT64_MAX, ref));
+			T_CHECK(query_equals(s2, "mix", NULL, 0, INT64_MAX, ref));
+		}
+	}
+	compact_all(s1, t0 + 6010, 50);
+	T_CHECK(query_equals(s2, "mix", NULL, 0, INT64_MAX, ref));
+	T_CHECK(query_equals(s1, "mix", NULL, 0, INT64_MAX, ref));
+	T_CHECK_EQ_INT(timeline_sum(s2, "mix", NULL, 0, INT64_MAX), stacks__total(ref));
+	{
+		struct store_stats ss = stats_of(s2);
+
+		tot = tiers_samples(&ss);
+		T_CHECK_EQ_INT(tot, stacks__total(ref));
+		T_CHECK(ss.tiers[1].rows > 0 && ss.tiers[2].rows > 0);
+		T_CHECK_EQ_INT(ss.moved_rows, 0); /* s2 did not compact */
+		T_CHECK(stats_of(s1).moved_rows > 0);
+	}
+	store__free(s1);
+	store__free(s2);
+	T_CHECK(integrity_ok(dir));
+	stacks__free(ref);
+	rm_rf(dir);
+}
+
+/* Unreferenced stacks and frames are collected; no cache, of this or another handle, goes stale. */
+static void test_gc(void)
+{
+	const int64_t t0 = 1600000000, day = 86400;
+	struct store *s1, *s2;
+	struct stacks *want;
+	struct store_stats ss;
+	char dir[64];
+
+	make_tmpdir(dir, sizeof(dir));
+	s1 = open_or_die(dir);
+	s2 = open_or_die(dir);
+	set_tiers(s1, "10s:1h");
+	/* ids: frames root=1 keep=2 x_only=3; stacks root;keep=1 root;x_only=2 (the newest). */
+	T_CHECK_EQ_INT(ingest_folded(s1, "gc", "", t0 + 3 * day, "root;keep", 1), 0);
+	T_CHECK_EQ_INT(ingest_folded(s1, "gc", "", t0 + 3 * day, "root;keep", 1), 0);
+	T_CHECK_EQ_INT(stats_of(s1).cache_hits, 3); /* the second ingest: 2 frames, 1 stack */
+	T_CHECK_EQ_INT(ingest_folded(s2, "gc", "", t0, "root;x_only", 5), 0);
+	T_CHECK_EQ_INT(sql_num(dir, "SELECT max(id) FROM stacks"), 2);
+	/* The old bucket expires; root;x_only and x_only are no longer used by any sample. */
+	compact_all(s1, t0 + 3 * day + 10, 100);
+	T_CHECK_EQ_INT(sql_num(dir, "SELECT count(*) FROM stacks"), 1);
+	T_CHECK_EQ_INT(sql_num(dir, "SELECT count(*) FROM frames"), 2);
+	T_CHECK_EQ_INT(
+		sql_num(dir, "SELECT count(*) FROM frames WHERE name = CAST('x_only' AS BLOB)"), 0);
+	ss = stats_of(s1);
+	T_CHECK_EQ_INT(ss.gc_stacks, 1);
+	T_CHECK_EQ_INT(ss.gc_frames, 1);
+	T_CHECK_EQ_INT(ss.expired_rows, 1);
+	/* s1 reuses the freed ids for new content (SQLite hands out max(id) + 1 again) ... */
+	T_CHECK_EQ_INT(ingest_folded(s1, "gc", "", t0 + 3 * day + 10, "root;y_only", 7), 0);
+	T_CHECK_EQ_INT(sql_num(dir, "SELECT id FROM stacks WHERE seen = 1600259210"), 2);
+	T_CHECK_EQ_INT(sql_num(dir, "SELECT id FROM frames WHERE name = CAST('y_only' AS BLOB)"),
+		       3);
+	/* ... so s2, which cached root;x_only as stack 2 and x_only as frame 3, must not use them. */
+	T_CHECK_EQ_INT(ingest_folded(s2, "gc", "", t0 + 3 * day + 10, "root;x_only", 11), 0);
+	/* And s1 ingesting the collected stack again gets it right too. */
+	T_CHECK_EQ_INT(ingest_folded(s1, "gc", "", t0 + 3 * day + 20, "root;x_only", 13), 0);
+	want = stacks_of("root;keep", (uint64_t)2, "root;y_only", (uint64_t)7, "root;x_only",
+			 (uint64_t)24, (const char *)NULL);
+	T_CHECK(query_equals(s1, "gc", NULL, 0, INT64_MAX, want));
+	T_CHECK(query_equals(s2, "gc", NULL, 0, INT64_MAX, want));
+	stacks__free(want);
+	T_CHECK_EQ_INT(sql_num(dir, "SELECT count(*) FROM stacks"), 3);
+	/* s1's caches stay coherent after its own collection: collect again, then reuse. */
+	compact_all(s1, t0 + 3 * day + 30, 100);
+	T_CHECK_EQ_INT(sql_num(dir, "SELECT count(*) FROM stacks"), 3); /* all still in use */
+	T_CHECK(stats_of(s1).cache_resets > 0);				/* s2 wrote in between */
+	/* Everything expires; collect all; then both handles ingest the same names again. */
+	compact_all(s1, t0 + 5 * day, 100);
+	T_CHECK_EQ_INT(sql_num(dir, "SELECT count(*) FROM stacks"), 0);
+	T_CHECK_EQ_INT(sql_num(dir, "SELECT count(*) FROM frames"), 0);
+	T_CHECK_EQ_INT(ingest_folded(s2, "gc", "", t0 + 5 * day, "root;y_only", 1), 0);
+	T_CHECK_EQ_INT(ingest_folded(s1, "gc", "", t0 + 5 * day, "root;keep", 1), 0);
+	T_CHECK_EQ_INT(ingest_folded(s1, "gc", "", t0 + 5 * day, "root;y_only", 1), 0);
+	want = stacks_of("root;keep", (uint64_t)1, "root;y_only", (uint64_t)2, (const char *)NULL);
+	T_CHECK(query_equals(s1, "gc", NULL, 0, INT64_MAX, want));
+	T_CHECK(query_equals(s2, "gc", NULL, 0, INT64_MAX, want));
+	stacks__free(want);
+	T_CHECK_EQ_INT(sql_num(dir, "SELECT count(*) FROM stacks"), 2);
+	T_CHECK_EQ_INT(sql_num(dir, "SELECT count(*) FROM frames"), 3);
+	store__free(s1);
+	store__free(s2);
+	T_CHECK(integrity_ok(dir));
+	rm_rf(dir);
+}
+
+#define CK_T0 ((int64_t)1500000000)
+
+static void compact_kill_child(const char *dir, int wfd)
+{
+	char err[256] = "";
+	struct store *s = store__open(dir, err, sizeof(err));
+	struct store_tier t[3] = { { 10, 20 }, { 60, 120 }, { 3600, 100 * 86400 } };
+	struct stacks *st;
+	bool more;
+	uint32_t i;
+
+	if (!s || store__set_retention(s, t, 3))
+		_exit(3);
+	for (i = 0; i < 1000000; i++) {
+		st = kill_profile(i);
+		if (store__ingest(s, "ck", "", CK_T0 + (int64_t)i * 10,
+				  CK_T0 + (int64_t)i * 10 + 10, 100, st))
+			_exit(4);
+		stacks__free(st);
+		if (write(wfd, &i, sizeof(i)) != sizeof(i))
+			_exit(5);
+		do {
+			if (store__compact(s, CK_T0 + (int64_t)i * 10 + 10, 25, &more))
+				_exit(6);
+		} while (more);
+	}
+	store__free(s);
+	_exit(0);
+}
+
+/* kill -9 while compacting: no sample lost or counted twice, the tiers table stays right. */
+static void test_compact_kill9(void)
+{
+	char dir[64];
+	int fds[2], status = 0, round;
+	uint32_t v, got, last, k;
+	struct stacks *want, *p;
+	struct store_stats ss;
+	struct store *s;
+	uint64_t total;
+	pid_t pid;
+
+	make_tmpdir(dir, sizeof(dir));
+	for (round = 0; round < 2; round++) {
+		T_CHECK_EQ_INT(pipe(fds), 0);
+		fflush(NULL);
+		pid = fork();
+		if (pid == 0) {
+			close(fds[0]);
+			compact_kill_child(dir, fds[1]);
+		}
+		T_CHECK(pid > 0);
+		close(fds[1]);
+		got = 0;
+		last = UINT32_MAX;
+		while (got < 60u + 90u * (uint32_t)round &&
+		       read(fds[0], &v, sizeof(v)) == (ssize_t)sizeof(v)) {
+			last = v;
+			got++;
+		}
+		usleep((useconds_t)(rng_next(&(uint64_t){ 5 + (uint64_t)round }) % 2000));
+		T_CHECK_EQ_INT(kill(pid, SIGKILL), 0);
+		T_CHECK_EQ_INT(waitpid(pid, &status, 0), pid);
+		T_CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+		while (read(fds[0], &v, sizeof(v)) == (ssize_t)sizeof(v))
+			last = v;
+		close(fds[0]);
+		T_CHECK(last != UINT32_MAX);
+		if (last == UINT32_MAX)
+			break;
+		T_CHECK(integrity_ok(dir));
+		s = open_or_die(dir);
+		want = new_stacks();
+		for (k = 0; k <= last; k++) {
+			p = kill_profile(k);
+			merge_into(want, p);
+			stacks__free(p);
+		}
+		free(query_render(s, "ck", NULL, 0, INT64_MAX, &total));
+		if (total != stacks__total(want)) { /* one more ingest committed, unreported */
+			p = kill_profile(last + 1);
+			merge_into(want, p);
+			stacks__free(p);
+		}
+		T_CHECK(query_equals(s, "ck", NULL, 0, INT64_MAX, want));
+		ss = stats_of(s);
+		T_CHECK_EQ_INT(tiers_samples(&ss), stacks__total(want));
+		T_CHECK_EQ_INT(ss.tiers[0].rows + ss.tiers[1].rows + ss.tiers[2].rows,
+			       sql_num(dir, "SELECT count(*) FROM samples"));
+		T_CHECK(ss.tiers[1].rows > 0);
+		T_CHECK_EQ_INT(timeline_sum(s, "ck", NULL, 0, INT64_MAX), stacks__total(want));
+		T_CHECK_EQ_INT(sql_num(dir, "SELECT count(*) FROM counts"),
+			       sql_num(dir, "SELECT count(*) FROM samples"));
+		if (getenv("TEST_STORE_VERBOSE"))
+			fprintf(stderr, "compact kill round %d: %u reported\n", round, last + 1);
+		stacks__free(want);
+		store__free(s);
+		T_CHECK_EQ_INT(sql_exec(dir, "DELETE FROM samples; DELETE FROM counts;"
+					     " DELETE FROM tiers; DELETE FROM series"),
+			       SQLITE_OK);
+	}
+	rm_rf(dir);
+}
+
 int main(void)
 {
 	log_set_level(LOG_ERROR);
@@ -831,5 +1717,13 @@ int main(void)
 	test_hostile();
 	test_failures();
 	test_kill9();
+	test_retention_parse();
+	test_downsample();
+	test_disk_bound();
+	test_upgrade_v1();
+	test_interleaved();
+	test_gc();
+	test_compact_kill9();
+	test_corrupt();
 	return T_DONE();
 }

@@ -17,7 +17,8 @@ VMLINUX := vmlinux/$(ARCH)/vmlinux.h
 
 DEB_PACKAGES := clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config make gcc \
 	libc6-dev libclang-rt-14-dev valgrind python3 procps libmicrohttpd-dev \
-	libcurl4-openssl-dev curl util-linux libsqlite3-dev sqlite3 libjson-c-dev chromium
+	libcurl4-openssl-dev curl util-linux libsqlite3-dev sqlite3 libjson-c-dev chromium \
+	protobuf-c-compiler libprotobuf-c-dev golang-go tmux
 
 ifeq ($(V),1)
 Q =
@@ -36,12 +37,14 @@ BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Wextra -Werror \
 # System include dirs for BPF, after our own (libbpf-bootstrap's -idirafter trick).
 CLANG_BPF_SYS_INCLUDES := $(shell $(CLANG) -v -E - </dev/null 2>&1 \
 	| sed -n '/<...> search starts here:/,/End of search list./{ s| \(/.*\)|-idirafter \1|p }')
-# libbpf static; libelf, libz, libmicrohttpd (--listen) and libcurl (--push) dynamic.
+# libbpf static; libelf, libz, libmicrohttpd (--listen), libcurl (--push) and json-c dynamic.
 LIBBPF_A := $(firstword $(wildcard /usr/lib/$(shell $(CC) -print-multiarch)/libbpf.a /usr/lib64/libbpf.a /usr/lib/libbpf.a))
-AGENT_LDLIBS := $(LIBBPF_A) -lelf -lz -lmicrohttpd -lcurl -ljson-c -lm
-COLLECTOR_LDLIBS := -lmicrohttpd -lsqlite3 -lcurl -ljson-c -lm
+# protobuf-c (pprof output) static too: one fewer library for hosts to carry.
+PROTOBUF_C_A := $(firstword $(wildcard /usr/lib/$(shell $(CC) -print-multiarch)/libprotobuf-c.a) -lprotobuf-c)
+AGENT_LDLIBS := $(LIBBPF_A) -lelf -lz -lmicrohttpd -lcurl -ljson-c $(PROTOBUF_C_A) -lm
+COLLECTOR_LDLIBS := -lmicrohttpd -lsqlite3 -lcurl -ljson-c -lprotobuf-c -lz -lm
 # Tests link every module.
-LDLIBS := $(LIBBPF_A) -lelf -lz -lmicrohttpd -lcurl -lsqlite3 -ljson-c -lm
+LDLIBS := $(LIBBPF_A) -lelf -lz -lmicrohttpd -lcurl -lsqlite3 -ljson-c -lprotobuf-c -lm
 
 BPF_SRCS := $(wildcard bpf/*.bpf.c)
 BPF_HDRS := $(wildcard bpf/*.bpf.h) $(wildcard include/*.h)
@@ -51,13 +54,18 @@ USER_OBJS := $(patsubst user/%.c,$(OUTPUT)/%.o,$(USER_SRCS))
 # main.c is the agent's entry point, collector.c the collector's; the rest is a library both
 # link from an archive (each binary takes only the modules it uses).
 LIB_SRCS := $(filter-out user/main.c user/collector.c,$(USER_SRCS))
-LIB_OBJS := $(patsubst user/%.c,$(OUTPUT)/%.o,$(LIB_SRCS))
+# Protocol buffers (pprof's profile.proto) compiled by protoc-c into .output/, part of the library.
+PROTOS := $(wildcard user/*.proto)
+PROTO_SRCS := $(patsubst user/%.proto,$(OUTPUT)/%.pb-c.c,$(PROTOS))
+PROTO_HDRS := $(PROTO_SRCS:.c=.h)
+LIB_OBJS := $(patsubst user/%.c,$(OUTPUT)/%.o,$(LIB_SRCS)) $(PROTO_SRCS:.c=.o)
 LIB_A := $(OUTPUT)/libpysamp.a
 
 # Sanitizer build of every user module but main.c, for unit tests.
 SAN_DIR := $(OUTPUT)/san
 SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
-SAN_OBJS := $(patsubst user/%.c,$(SAN_DIR)/%.o,$(LIB_SRCS))
+SAN_OBJS := $(patsubst user/%.c,$(SAN_DIR)/%.o,$(LIB_SRCS)) \
+	$(patsubst $(OUTPUT)/%.pb-c.c,$(SAN_DIR)/%.pb-c.o,$(PROTO_SRCS))
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(SAN_DIR)/%,$(UNIT_SRCS))
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
@@ -110,9 +118,22 @@ $(OUTPUT)/%.skel.h: $(OUTPUT)/%.bpf.o
 	$(call msg,GEN-SKEL,$@)
 	$(Q)$(BPFTOOL) gen skeleton $< name $*_bpf > $@
 
-$(OUTPUT)/%.o: user/%.c $(USER_HDRS) $(OUTPUT)/pysamp.skel.h | $(OUTPUT)
+$(OUTPUT)/%.o: user/%.c $(USER_HDRS) $(OUTPUT)/pysamp.skel.h $(PROTO_HDRS) | $(OUTPUT)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $(USER_CFLAGS) -c $< -o $@
+
+$(OUTPUT)/%.pb-c.c $(OUTPUT)/%.pb-c.h: user/%.proto | $(OUTPUT)
+	$(call msg,PROTOC,$@)
+	$(Q)protoc-c --c_out=$(OUTPUT) --proto_path=user $<
+
+# Generated code: compiled without the project's warning set (it is not ours to fix).
+$(OUTPUT)/%.pb-c.o: $(OUTPUT)/%.pb-c.c $(OUTPUT)/%.pb-c.h
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) -I$(OUTPUT) -c $< -o $@
+
+$(SAN_DIR)/%.pb-c.o: $(OUTPUT)/%.pb-c.c $(OUTPUT)/%.pb-c.h | $(SAN_DIR)
+	$(call msg,CC-SAN,$@)
+	$(Q)$(CC) $(SAN_FLAGS) -I$(OUTPUT) -c $< -o $@
 
 $(LIB_A): $(LIB_OBJS)
 	$(call msg,AR,$@)
@@ -147,7 +168,7 @@ $(OUTPUT)/web_assets.o: $(OUTPUT)/web_assets.S
 	$(call msg,AS,$@)
 	$(Q)$(CC) -c $< -o $@
 
-$(SAN_DIR)/%.o: user/%.c $(USER_HDRS) $(OUTPUT)/pysamp.skel.h | $(SAN_DIR)
+$(SAN_DIR)/%.o: user/%.c $(USER_HDRS) $(OUTPUT)/pysamp.skel.h $(PROTO_HDRS) | $(SAN_DIR)
 	$(call msg,CC-SAN,$@)
 	$(Q)$(CC) $(SAN_FLAGS) $(USER_CFLAGS) -c $< -o $@
 
@@ -155,10 +176,10 @@ $(SAN_DIR)/test_%: tests/unit/test_%.c tests/harness.h $(SAN_OBJS) | $(SAN_DIR)
 	$(call msg,TEST,$@)
 	$(Q)$(CC) $(SAN_FLAGS) $(USER_CFLAGS) -Itests $< $(SAN_OBJS) $(LDLIBS) -o $@
 
-$(OUTPUT)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRCS) $(USER_HDRS) $(OUTPUT)/pysamp.skel.h | $(OUTPUT)/fuzz
+$(OUTPUT)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRCS) $(PROTO_SRCS) $(USER_HDRS) $(OUTPUT)/pysamp.skel.h | $(OUTPUT)/fuzz
 	$(call msg,FUZZ,$@)
 	$(Q)$(CLANG) -g -O1 -fsanitize=fuzzer,address,undefined $(USER_CFLAGS) -Wno-unused-command-line-argument \
-		$< $(LIB_SRCS) $(LDLIBS) -o $@
+		$< $(LIB_SRCS) $(PROTO_SRCS) $(LDLIBS) -o $@
 
 unit: check-deps $(UNIT_BINS)
 fuzz: check-deps $(FUZZ_BINS)

@@ -243,7 +243,7 @@ static int on_sample(void *ctx, void *data, size_t size)
 	const struct pysamp_sample *s = data;
 	const struct pysamp_frame *frames;
 	struct target *t;
-	size_t n = 0;
+	size_t n = 0, py;
 	char label[64];
 	uint32_t id;
 
@@ -270,6 +270,7 @@ static int on_sample(void *ctx, void *data, size_t size)
 			goto nomem;
 		a->ids[n++] = id;
 	}
+	py = n; /* the frames the timeline keeps start here: [truncated], then Python's */
 	if (s->status == PYSAMP_STACK_TRUNCATED) {
 		if (a->truncated_gen != a->win_gen) {
 			if (intern_str(a->cur->st, "[truncated]", &a->truncated_id))
@@ -287,6 +288,9 @@ static int on_sample(void *ctx, void *data, size_t size)
 	}
 	if (stacks__add(a->cur->st, a->ids, n, 1))
 		goto nomem;
+	if (a->opts.trace) /* a full trace counts its own drops */
+		(void)trace__add(a->opts.trace, s->ktime_ns, s->pid, s->tid, a->cur->st, a->ids[0],
+				 a->ids + py, n - py);
 	t->samples++;
 	a->samples++;
 	maybe_prune(a);

@@ -25,6 +25,7 @@
 #include "procinfo.h"
 #include "stacks.h"
 #include "targets.h"
+#include "trace.h"
 #include "window.h"
 
 struct agent_opts {
@@ -40,6 +41,7 @@ struct agent_opts {
 	size_t history_bytes;	/* memory for past windows; 0 = 64 MiB */
 	const struct filter *filter;	     /* --include/--exclude (borrowed; NULL: all) */
 	const struct appname_rules *rules;   /* --app-name (borrowed; NULL: none) */
+	struct trace *trace; /* every sample in time order, for --format chrome (borrowed; NULL) */
 	void (*on_window)(void *ctx, const struct window *w); /* a window was sealed */
 	void (*on_tick)(void *ctx);			       /* every loop iteration */
 	void *hook_ctx;

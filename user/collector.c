@@ -22,11 +22,11 @@
 #include <json-c/json.h>
 
 #include "analyze.h"
-#include "flamesvg.h"
 #include "folded.h"
 #include "httpd.h"
 #include "ingest.h"
 #include "log.h"
+#include "outfmt.h"
 #include "poller.h"
 #include "ratelimit.h"
 #include "stacks.h"
@@ -119,7 +119,7 @@ static void usage(FILE *f)
 		"  GET  /render?query=APP{k=v,...}&from=T&until=T[&format=F]   the merged profile\n"
 		"       (T: Unix seconds, or now, now-3600, ...; labels in the query must all match;\n"
 		"       F: folded (default), json (call tree), svg (flame graph; &reverse=1: icicle,\n"
-		"       &width=PX))\n"
+		"       &width=PX), speedscope, pprof)\n"
 		"  GET  /api/series                     every series (JSON)\n"
 		"  GET  /api/timeline?query=...&from=&until=   [start, samples, width] per bucket\n"
 		"  GET  /api/top?query=...&from=&until=[&limit=N]   functions by self/total (JSON)\n"
@@ -416,27 +416,30 @@ static int parse_selection(const struct httpd_request *req, struct httpd_respons
 	return 0;
 }
 
-enum out_format { OUT_FOLDED, OUT_JSON, OUT_SVG };
-
-/* format=folded (default), json (call tree) or svg (flame graph). 0 or a 400 reply was made. */
-static int parse_format(const struct httpd_request *req, struct httpd_response *r,
-			enum out_format *f)
+/*
+ * format= (default folded; chrome needs per-sample times, which the store does not keep),
+ * reverse= and width= (svg). 0, or a 400 reply was made.
+ */
+static int parse_output(const struct httpd_request *req, struct httpd_response *r,
+			enum outfmt *f, struct outfmt_ctx *oc)
 {
-	const char *v = httpd_arg(req, "format");
+	const char *v = httpd_arg(req, "format"), *rev = httpd_arg(req, "reverse");
+	const char *w = httpd_arg(req, "width");
 
-	*f = OUT_FOLDED;
-	if (!v || !*v || !strcmp(v, "folded"))
-		return 0;
-	if (!strcmp(v, "json")) {
-		*f = OUT_JSON;
-		return 0;
+	*f = OUTFMT_FOLDED;
+	if (v && *v && (outfmt_parse(v, f) || *f == OUTFMT_CHROME)) {
+		reply(r, 400, "format=%.32s: expected folded, json, svg, speedscope or pprof (the "
+			      "chrome timeline needs per-sample times: the agent writes it)",
+		      v);
+		return -EINVAL;
 	}
-	if (!strcmp(v, "svg")) {
-		*f = OUT_SVG;
-		return 0;
+	if (w && parse_u32(w, 100, 100000, &oc->width)) {
+		reply(r, 400, "%s", "width: expected 100-100000 (pixels)");
+		return -EINVAL;
 	}
-	reply(r, 400, "format=%.32s: expected folded, json or svg", v);
-	return -EINVAL;
+	oc->reverse = rev && (!strcmp(rev, "1") || !strcmp(rev, "true"));
+	oc->title = httpd_arg(req, "query");
+	return 0;
 }
 
 static void fmt_interval(char *out, size_t outlen, int64_t from, int64_t until)
@@ -450,25 +453,6 @@ static void fmt_interval(char *out, size_t outlen, int64_t from, int64_t until)
 	if (gmtime_r(&tb, &tm))
 		strftime(b, sizeof(b), "%Y-%m-%d %H:%M:%S", &tm);
 	snprintf(out, outlen, "%s to %s UTC", a, b);
-}
-
-/* A flame graph of st (base: the differential graph against it) titled with the query. */
-static int write_svg(const struct httpd_request *req, struct httpd_response *r,
-		     const struct stacks *st, const struct stacks *base, const char *subtitle)
-{
-	const char *rev = httpd_arg(req, "reverse"), *w = httpd_arg(req, "width");
-	struct flamesvg_opts o = { 0 };
-
-	if (w && parse_u32(w, 100, 100000, &o.width)) {
-		reply(r, 400, "%s", "width: expected 100-100000 (pixels)");
-		return 0; /* replied */
-	}
-	o.title = httpd_arg(req, "query");
-	o.subtitle = subtitle;
-	o.reverse = rev && (!strcmp(rev, "1") || !strcmp(rev, "true"));
-	o.base = base;
-	r->content_type = "image/svg+xml";
-	return flamesvg_write(st, &o, &r->body);
 }
 
 /* Finish a profile reply: a full buffer is httpd's 500-and-say-so, other errors a 500 here. */
@@ -485,26 +469,26 @@ static void profile_done(struct httpd_response *r, int e)
 static void handle_render(struct collector *c, const struct httpd_request *req,
 			  struct httpd_response *r)
 {
+	struct outfmt_ctx oc = { 0 };
 	struct ingest_name n;
-	enum out_format f;
 	int64_t from, until;
 	struct stacks *st;
+	enum outfmt f;
 	char sub[96];
 	int e;
 
-	if (parse_selection(req, r, &n, &from, &until) || parse_format(req, r, &f))
+	if (parse_selection(req, r, &n, &from, &until) || parse_output(req, r, &f, &oc))
 		return;
 	st = stacks__new();
 	e = st ? store__query(c->store, n.app, n.labels[0] ? n.labels : NULL, from, until, st)
 	       : -ENOMEM;
-	if (!e && f == OUT_FOLDED) {
-		e = folded_write_buf(st, &r->body);
-	} else if (!e && f == OUT_JSON) {
-		r->content_type = "application/json";
-		e = analyze_tree_write(st, &r->body);
-	} else if (!e) {
-		fmt_interval(sub, sizeof(sub), from, until);
-		e = write_svg(req, r, st, NULL, sub);
+	fmt_interval(sub, sizeof(sub), from, until);
+	oc.subtitle = sub;
+	oc.time_ns = from * 1000000000;
+	oc.duration_ns = (until - from) * 1000000000;
+	if (!e) {
+		r->content_type = f == OUTFMT_FOLDED ? NULL : outfmt_content_type(f);
+		e = outfmt_write(f, st, &oc, &r->body);
 	}
 	profile_done(r, e);
 	stacks__free(st);
@@ -577,16 +561,17 @@ static void handle_diff(struct collector *c, const struct httpd_request *req,
 	const char *v1 = httpd_arg(req, "from2"), *v2 = httpd_arg(req, "until2");
 	int64_t now = (int64_t)time(NULL), from, until, from2, until2;
 	struct stacks *a = NULL, *b = NULL;
+	struct outfmt_ctx oc = { 0 };
 	struct ingest_name n;
-	enum out_format f;
 	const char *lm;
 	char sub[224], i1[96], i2[96];
+	enum outfmt f;
 	int e;
 
-	if (parse_selection(req, r, &n, &from, &until) || parse_format(req, r, &f))
+	if (parse_selection(req, r, &n, &from, &until) || parse_output(req, r, &f, &oc))
 		return;
-	if (f == OUT_JSON) {
-		reply(r, 400, "%s", "format=json is not available for a diff: folded or svg");
+	if (f != OUTFMT_FOLDED && f != OUTFMT_SVG) {
+		reply(r, 400, "%s", "a diff comes as folded (default) or svg");
 		return;
 	}
 	if (!v1 || !v2 || ingest_parse_time(v1, now, &from2) || ingest_parse_time(v2, now, &until2)) {
@@ -601,13 +586,16 @@ static void handle_diff(struct collector *c, const struct httpd_request *req,
 	e = a && b ? store__query(c->store, n.app, lm, from, until, a) : -ENOMEM;
 	if (!e)
 		e = store__query(c->store, n.app, lm, from2, until2, b);
-	if (!e && f == OUT_FOLDED) {
+	if (!e && f == OUTFMT_FOLDED) {
 		e = analyze_diff_write(a, b, &r->body);
 	} else if (!e) {
 		fmt_interval(i1, sizeof(i1), from, until);
 		fmt_interval(i2, sizeof(i2), from2, until2);
 		snprintf(sub, sizeof(sub), "%s against the baseline %s", i2, i1);
-		e = write_svg(req, r, b, a, sub);
+		oc.subtitle = sub;
+		oc.base = a;
+		r->content_type = outfmt_content_type(f);
+		e = outfmt_write(f, b, &oc, &r->body);
 	}
 	profile_done(r, e);
 	stacks__free(a);

@@ -8,6 +8,7 @@
  * maps errors to the exit status once.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <signal.h>
@@ -23,15 +24,18 @@
 #include "filter.h"
 #include "folded.h"
 #include "log.h"
+#include "outfmt.h"
 #include "procinfo.h"
 #include "push.h"
 #include "serve.h"
+#include "top.h"
 #include "util.h"
 
 #define PYSAMP_VERSION "0.1.0"
 #define DEFAULT_HZ     99
 #define MAX_HZ	       10000
 #define FLUSH_MS       5000 /* time given to the last pushes at exit */
+#define TRACE_MAX_SAMPLES (4u << 20) /* --format chrome keeps at most this many (96 MiB) */
 static volatile sig_atomic_t exiting;
 static volatile sig_atomic_t reloading;
 
@@ -57,6 +61,11 @@ struct pysamp_opts {
 	size_t nlabels;
 	struct filter *filter;
 	struct appname_rules *rules;
+	enum outfmt format;
+	const char *title;
+	bool reverse;
+	struct trace *trace; /* --format chrome: every sample in time order */
+	struct timespec start; /* CLOCK_REALTIME when sampling began */
 };
 
 /* What the agent's hooks reach. */
@@ -80,6 +89,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"Usage: pysamp-bpf {-p PID[,PID...] | --all} [options]\n"
+		"       pysamp-bpf top {-p PID[,PID...] | --all} [-F HZ]   live view\n"
 		"\n"
 		"Sample the on-CPU Python stacks of running CPython processes (2.7, 3.6-3.13+) from\n"
 		"the kernel with eBPF; print them as folded stacks (flamegraph.pl input), serve\n"
@@ -106,8 +116,14 @@ static void usage(FILE *f)
 		"      --history-memory MB  memory for past windows; the oldest are merged beyond\n"
 		"                           it (default 64)\n"
 		"Output:\n"
-		"  -o, --output FILE        at exit (and on SIGHUP) write folded stacks to FILE\n"
+		"  -o, --output FILE        at exit (and on SIGHUP) write the profile to FILE\n"
 		"                           (default stdout at exit)\n"
+		"  -f, --format FMT         folded (default; flamegraph.pl), svg (interactive\n"
+		"                           flame graph), speedscope, chrome (a timeline of every\n"
+		"                           thread for chrome://tracing or ui.perfetto.dev),\n"
+		"                           pprof (go tool pprof, Pyroscope, Parca), json (tree)\n"
+		"      --title TEXT         title of the svg / name of the speedscope profile\n"
+		"      --reverse            svg: icicle graph (root at the top)\n"
 		"      --threads            add a 'thread TID' frame under the process frame\n"
 		"      --group HOW          root frame: process ('COMM [PID]', default), comm, app,\n"
 		"                           none\n"
@@ -151,6 +167,8 @@ static int parse_args(int argc, char **argv, struct pysamp_opts *o)
 		OPT_SPOOL_DIR,
 		OPT_SPOOL_MEM,
 		OPT_LABEL,
+		OPT_TITLE,
+		OPT_REVERSE,
 	};
 	static const struct option longopts[] = {
 		{ "pid", required_argument, NULL, 'p' },
@@ -174,6 +192,9 @@ static int parse_args(int argc, char **argv, struct pysamp_opts *o)
 		{ "spool-dir", required_argument, NULL, OPT_SPOOL_DIR },
 		{ "spool-memory", required_argument, NULL, OPT_SPOOL_MEM },
 		{ "label", required_argument, NULL, OPT_LABEL },
+		{ "format", required_argument, NULL, 'f' },
+		{ "title", required_argument, NULL, OPT_TITLE },
+		{ "reverse", no_argument, NULL, OPT_REVERSE },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, OPT_VERSION },
 		{ NULL, 0, NULL, 0 },
@@ -192,7 +213,7 @@ static int parse_args(int argc, char **argv, struct pysamp_opts *o)
 		log_error("out of memory");
 		return -ENOMEM;
 	}
-	while ((c = getopt_long(argc, argv, "p:F:d:o:vh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "p:F:d:o:f:vh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'p':
 			err = parse_pid_list(optarg, &o->pids, &o->npids);
@@ -222,6 +243,19 @@ static int parse_args(int argc, char **argv, struct pysamp_opts *o)
 			break;
 		case 'o':
 			o->output = optarg;
+			break;
+		case 'f':
+			if (outfmt_parse(optarg, &o->format)) {
+				log_error("unknown --format '%s': expected one of %s", optarg,
+					  outfmt_names());
+				return -EINVAL;
+			}
+			break;
+		case OPT_TITLE:
+			o->title = optarg;
+			break;
+		case OPT_REVERSE:
+			o->reverse = true;
 			break;
 		case 'v':
 			o->verbose++;
@@ -342,29 +376,76 @@ static int parse_args(int argc, char **argv, struct pysamp_opts *o)
 	return 0;
 }
 
-/* Everything the agent collected (its whole history), rooted as --group says. */
-static int write_stacks(const struct pysamp_opts *o, const struct stacks *st)
+/* Write all of buf to fd. 0 or -errno. */
+static int write_all(int fd, const char *buf, size_t len)
 {
-	char tmp[PATH_MAX];
-	FILE *f;
-	int err;
+	while (len) {
+		ssize_t n = write(fd, buf, len);
 
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		buf += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/*
+ * The profile in --format, to -o FILE (written to FILE.tmp, then renamed: a reader never sees
+ * half a file) or stdout.
+ */
+static int write_stacks(const struct pysamp_opts *o, const struct stacks *st, int64_t from_ms,
+			int64_t until_ms)
+{
+	struct outfmt_ctx c = { .title = o->title, .reverse = o->reverse, .hz = o->hz,
+				.trace = o->trace };
+	struct timespec rt, mono;
+	char tmp[PATH_MAX];
+	struct strbuf sb;
+	int fd, err;
+
+	clock_gettime(CLOCK_REALTIME, &rt);
+	clock_gettime(CLOCK_MONOTONIC, &mono);
+	c.realtime_offset_ns = (int64_t)(rt.tv_sec - mono.tv_sec) * 1000000000 +
+			       (rt.tv_nsec - mono.tv_nsec);
+	c.time_ns = from_ms ? from_ms * 1000000 :
+			      (int64_t)o->start.tv_sec * 1000000000 + o->start.tv_nsec;
+	c.duration_ns = (until_ms ? until_ms * 1000000 :
+				    (int64_t)rt.tv_sec * 1000000000 + rt.tv_nsec) - c.time_ns;
+	if (c.duration_ns < 0)
+		c.duration_ns = 0;
+	strbuf_init(&sb, 0);
+	err = outfmt_write(o->format, st, &c, &sb);
+	if (err) {
+		log_error("cannot format the profile: %s", strerror(-err));
+		strbuf_release(&sb);
+		return err;
+	}
+	if (o->trace && trace__dropped(o->trace))
+		log_warn("chrome trace: %llu samples beyond its %zu-sample cap were left out",
+			 (unsigned long long)trace__dropped(o->trace), trace__samples(o->trace));
 	if (!o->output) {
-		err = folded_write(st, stdout);
+		err = write_all(STDOUT_FILENO, sb.buf, sb.len);
 		if (err)
 			log_error("cannot write to stdout: %s", strerror(-err));
+		strbuf_release(&sb);
 		return err;
 	}
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp", o->output) >= (int)sizeof(tmp))
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp", o->output) >= (int)sizeof(tmp)) {
+		strbuf_release(&sb);
 		return -ENAMETOOLONG;
-	f = fopen(tmp, "w");
-	if (!f) {
+	}
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0) {
 		err = -errno;
 		log_error("cannot create '%s': %s", tmp, strerror(-err));
+		strbuf_release(&sb);
 		return err;
 	}
-	err = folded_write(st, f);
-	if (fclose(f) && !err)
+	err = write_all(fd, sb.buf, sb.len);
+	if (close(fd) && !err)
 		err = -errno;
 	if (!err && rename(tmp, o->output))
 		err = -errno;
@@ -372,6 +453,7 @@ static int write_stacks(const struct pysamp_opts *o, const struct stacks *st)
 		log_error("cannot write '%s': %s", o->output, strerror(-err));
 		unlink(tmp);
 	}
+	strbuf_release(&sb);
 	return err;
 }
 
@@ -386,7 +468,7 @@ static int write_output(const struct pysamp_opts *o, const struct agent *a)
 	if (err)
 		log_error("cannot gather the profile: %s", strerror(-err));
 	else
-		err = write_stacks(o, st);
+		err = write_stacks(o, st, from, until);
 	stacks__free(st);
 	return err;
 }
@@ -496,6 +578,10 @@ int main(int argc, char **argv)
 	struct sigaction sa;
 	int err;
 
+	log_set_prog("pysamp-bpf");
+	/* Subcommands: a live view, and a one-shot traceback of a process. */
+	if (argc > 1 && !strcmp(argv[1], "top"))
+		return top_main(argc - 1, argv + 1);
 	memset(&opts, 0, sizeof(opts));
 	memset(&outs, 0, sizeof(outs));
 	memset(&agent, 0, sizeof(agent));
@@ -524,6 +610,15 @@ int main(int argc, char **argv)
 	err = open_outputs(&outs, &opts, &agent);
 	if (err)
 		goto cleanup;
+	if (opts.format == OUTFMT_CHROME) {
+		opts.trace = trace__new(TRACE_MAX_SAMPLES);
+		if (!opts.trace) {
+			err = -ENOMEM;
+			log_error("out of memory");
+			goto cleanup;
+		}
+	}
+	clock_gettime(CLOCK_REALTIME, &opts.start);
 	ao = (struct agent_opts){
 		.pids = opts.pids,
 		.npids = opts.npids,
@@ -537,6 +632,7 @@ int main(int argc, char **argv)
 		.history_bytes = (size_t)opts.history_mb << 20,
 		.filter = opts.filter,
 		.rules = opts.rules,
+		.trace = opts.trace,
 		.on_window = on_window,
 		.on_tick = on_tick,
 		.hook_ctx = &outs,
@@ -564,6 +660,7 @@ cleanup:
 	agent_release(&agent);
 	filter__free(opts.filter);
 	appname_rules__free(opts.rules);
+	trace__free(opts.trace);
 	free(opts.pids);
 	return err ? 1 : 0;
 }

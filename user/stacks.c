@@ -332,6 +332,12 @@ const char *stacks__label(const struct stacks *st, uint32_t id)
 
 int stacks__add(struct stacks *st, const uint32_t *ids, size_t n, uint64_t count)
 {
+	return stacks__add_ref(st, ids, n, count, NULL);
+}
+
+int stacks__add_ref(struct stacks *st, const uint32_t *ids, size_t n, uint64_t count,
+		    uint32_t *ref)
+{
 	struct stack_rec *r;
 	uint32_t *slot, *f;
 	size_t i;
@@ -344,7 +350,7 @@ int stacks__add(struct stacks *st, const uint32_t *ids, size_t n, uint64_t count
 		if (ids[i] >= st->nlabels)
 			return -EINVAL;
 	}
-	if (count == 0)
+	if (count == 0 && !ref)
 		return 0;
 	/* Every stack's count is part of the total, so this check covers both. */
 	if (st->total > UINT64_MAX - count)
@@ -356,6 +362,8 @@ int stacks__add(struct stacks *st, const uint32_t *ids, size_t n, uint64_t count
 		if (*slot) {
 			st->recs[*slot - 1].count += count;
 			st->total += count;
+			if (ref)
+				*ref = *slot - 1;
 			return 0;
 		}
 	}
@@ -385,10 +393,23 @@ int stacks__add(struct stacks *st, const uint32_t *ids, size_t n, uint64_t count
 	r->n = (uint32_t)n;
 	slot = stack_slot(st, h, ids, n);
 	*slot = (uint32_t)(st->nrecs + 1);
+	if (ref)
+		*ref = (uint32_t)st->nrecs;
 	st->nframes += n;
 	st->nrecs++;
 	st->total += count;
 	return 0;
+}
+
+const uint32_t *stacks__stack(const struct stacks *st, uint32_t ref, size_t *n, uint64_t *count)
+{
+	if (ref >= st->nrecs)
+		return NULL;
+	if (n)
+		*n = st->recs[ref].n;
+	if (count)
+		*count = st->recs[ref].count;
+	return st->frames + st->recs[ref].off;
 }
 
 bool stacks__find_label(const struct stacks *st, const char *label, size_t len, uint32_t *id)

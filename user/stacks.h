@@ -56,6 +56,19 @@ int stacks__add(struct stacks *st, const uint32_t *ids, size_t n, uint64_t count
 	__attribute__((warn_unused_result));
 
 /* The id of label[0..len) if it was interned (no insertion): true and *id, else false. */
+/*
+ * As stacks__add, and *ref (when non-NULL) is the stack's reference: its index, stable until
+ * stacks__clear, for stacks__stack. With a ref, count 0 adds the stack without samples.
+ */
+int stacks__add_ref(struct stacks *st, const uint32_t *ids, size_t n, uint64_t count,
+		    uint32_t *ref) __attribute__((warn_unused_result));
+
+/*
+ * The label ids of stack ref (root first; borrowed until st changes), *n their number and *count
+ * (each may be NULL) its samples; NULL for an unknown ref.
+ */
+const uint32_t *stacks__stack(const struct stacks *st, uint32_t ref, size_t *n, uint64_t *count);
+
 bool stacks__find_label(const struct stacks *st, const char *label, size_t len, uint32_t *id);
 
 /* The count of the stack ids[0..n) (0 when it was never added). */

@@ -467,3 +467,58 @@ out:
 	free(buf);
 	return err;
 }
+
+/* ---- JSON ---- */
+
+int strbuf_add_json(struct strbuf *sb, const char *s, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)s, *end = p + len;
+	int e = strbuf_add(sb, "\"", 1);
+
+	while (!e && p < end) {
+		unsigned char c = *p;
+		size_t n = 0;
+
+		if (c == '"' || c == '\\') {
+			e = strbuf_addf(sb, "\\%c", c);
+			p++;
+			continue;
+		}
+		if (c < 0x20 || c == 0x7f) {
+			e = strbuf_addf(sb, "\\u%04x", c);
+			p++;
+			continue;
+		}
+		if (c < 0x80)
+			n = 1;
+		else if (c >= 0xc2 && c <= 0xdf)
+			n = 2;
+		else if (c >= 0xe0 && c <= 0xef)
+			n = 3;
+		else if (c >= 0xf0 && c <= 0xf4)
+			n = 4;
+		if (n > 1 && (size_t)(end - p) >= n) {
+			/* continuation bytes, no overlongs, no surrogates, nothing past U+10FFFF */
+			bool ok = true;
+
+			for (size_t k = 1; k < n; k++)
+				ok = ok && (p[k] & 0xc0) == 0x80;
+			if (ok && n == 3)
+				ok = !(c == 0xe0 && p[1] < 0xa0) && !(c == 0xed && p[1] > 0x9f);
+			if (ok && n == 4)
+				ok = !(c == 0xf0 && p[1] < 0x90) && !(c == 0xf4 && p[1] > 0x8f);
+			if (!ok)
+				n = 0;
+		} else if (n > 1) {
+			n = 0;
+		}
+		if (n) {
+			e = strbuf_add(sb, p, n);
+			p += n;
+		} else {
+			e = strbuf_add(sb, "\xef\xbf\xbd", 3);
+			p++;
+		}
+	}
+	return e ? e : strbuf_add(sb, "\"", 1);
+}

@@ -54,6 +54,9 @@ int strbuf_add(struct strbuf *sb, const void *data, size_t len) __attribute__((w
  * Append printf-formatted text. Returns 0, -E2BIG past the cap, -ENOMEM, or -EOVERFLOW/-EINVAL
  * when vsnprintf itself fails. On failure sb is unchanged.
  */
+/* strbuf_add of a string literal (its length known at compile time). */
+#define strbuf_addlit(sb, lit) strbuf_add((sb), "" lit, sizeof(lit) - 1)
+
 int strbuf_addf(struct strbuf *sb, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3), warn_unused_result));
 
@@ -126,5 +129,12 @@ void set_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((for
  * invalid token or a bad max; -ENOMEM.
  */
 int token_read_file(const char *path, size_t max, char **out) __attribute__((warn_unused_result));
+
+/*
+ * Append len bytes of s as a JSON string, quotes included: '"' and '\\' escaped, control
+ * characters and DEL as \u00XX, invalid UTF-8 (bad sequences, overlongs, surrogates, past
+ * U+10FFFF) replaced by U+FFFD, one per bad byte. 0 or strbuf_add's error.
+ */
+int strbuf_add_json(struct strbuf *sb, const char *s, size_t len) __attribute__((warn_unused_result));
 
 #endif /* PYSAMP_UTIL_H */

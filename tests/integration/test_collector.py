@@ -357,7 +357,22 @@ def collector_formats(ctx, interp):
     st, _, svg = http_get(col.port, "/api/diff?query=fmt&from=%d&until=%d&from2=%d&until2=%d"
                           "&format=svg" % (T0, T0 + 10, T0 + 10, T0 + 20))
     ctx.check(st == 200 and ET.fromstring(svg.encode("utf-8")) is not None, "diff svg %s", st)
+    # speedscope and pprof of the same profile
+    st, _, text = http_get(col.port, q + "&format=speedscope")
+    doc = json.loads(text)
+    ctx.check(st == 200 and sum(sum(p["weights"]) for p in doc["profiles"]) == 16,
+              "speedscope: %s %r", st, text[:200])
+    import gzip
+    import http.client
+    conn = http.client.HTTPConnection("127.0.0.1", col.port, timeout=30)
+    conn.request("GET", q + "&format=pprof")
+    resp = conn.getresponse()
+    raw = resp.read()
+    conn.close()
+    ctx.check(resp.status == 200 and gzip.decompress(raw) and b"main" in gzip.decompress(raw),
+              "pprof: %s %r", resp.status, raw[:40])
     for bad in (q + "&format=xml", q + "&format=svg&width=5", q + "&format=svg&width=x",
+                q + "&format=chrome",
                 "/api/diff?query=fmt&from=0&until=1&from2=1&until2=2&format=json"):
         st, _, msg = http_get(col.port, bad)
         ctx.check(st == 400 and msg.strip(), "GET %s: %s %r", bad, st, msg)

@@ -1,9 +1,10 @@
 # SPDX-License-Identifier: BSD-2-Clause
 """Run two CPU-bound phases one after the other, then exit.
 
-    phases.py --out TRUTH.json [--phase-seconds S] [--ready FILE]
+    phases.py --out TRUTH.json [--phase-seconds S] [--delay S] [--ready FILE]
 
-Phase A spends S seconds of wall time in phase_alpha, then phase B S seconds
+After --delay seconds asleep (time for a profiler to attach after the ready
+line), phase A spends S seconds of wall time in phase_alpha, then phase B S seconds
 in phase_beta (both pure CPU loops on the main thread). The ground truth holds
 each phase's function label, wall-clock start and end (Unix seconds) and the
 thread CPU time it used, so a test can check a profile of any interval, or
@@ -39,8 +40,10 @@ def phase_beta(deadline, target):
 def main():
     target = tgtlib.Target(__doc__)
     target.add_argument("--phase-seconds", type=float, default=2.0)
+    target.add_argument("--delay", type=float, default=0.0)
     args = target.parse()
     target.ready()
+    time.sleep(args.delay)
     phases = []
     for fn in (phase_alpha, phase_beta):
         c0, w0 = thread_cpu(), time.time()

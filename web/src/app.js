@@ -23,7 +23,9 @@ const state = {
 	buntil: '',
 	s: '',           /* search regex */
 	x: '',           /* zoomed frame label */
+	live: false,     /* reload every 10 s while the interval ends at now */
 };
+let liveTimer = null;
 let series = [];
 let plot = null;
 let token = sessionStorage.getItem('pysamp-token') || '';
@@ -39,6 +41,7 @@ function readUrl() {
 		if (p.has(k))
 			state[k] = p.get(k);
 	state.compare = p.get('compare') === '1' || (p.has('bfrom') && p.has('buntil'));
+	state.live = p.get('live') === '1';
 }
 
 function writeUrl() {
@@ -53,6 +56,7 @@ function writeUrl() {
 	}
 	if (state.s) p.set('s', state.s);
 	if (state.x) p.set('x', state.x);
+	if (state.live) p.set('live', '1');
 	history.replaceState(null, '', '?' + p.toString());
 }
 
@@ -396,6 +400,10 @@ async function load() {
 	$('compare').checked = state.compare;
 	$('baseline-row').hidden = !state.compare;
 	$('search').value = state.s;
+	$('live').checked = state.live;
+	clearTimeout(liveTimer);
+	if (state.live && /^now/.test(state.until.trim()))
+		liveTimer = setTimeout(async () => { await loadSeries(); load(); }, 10000);
 	writeUrl();
 	if (!state.app) {
 		setStatus('No profiles stored yet: point an agent at this collector (pysamp-bpf --all --push http://HOST:PORT).');
@@ -530,6 +538,10 @@ function init() {
 			state.bfrom = '';
 			state.buntil = '';
 		}
+		load();
+	});
+	$('live').addEventListener('change', () => {
+		state.live = $('live').checked;
 		load();
 	});
 	$('refresh').addEventListener('click', async () => { await loadSeries(); load(); });

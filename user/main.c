@@ -20,6 +20,7 @@
 #include <bpf/libbpf.h>
 
 #include "agent.h"
+#include "dump.h"
 #include "export.h"
 #include "filter.h"
 #include "folded.h"
@@ -90,6 +91,7 @@ static void usage(FILE *f)
 	fprintf(f,
 		"Usage: pysamp-bpf {-p PID[,PID...] | --all} [options]\n"
 		"       pysamp-bpf top {-p PID[,PID...] | --all} [-F HZ]   live view\n"
+		"       pysamp-bpf dump -p PID [--json]   every thread's Python stack, now\n"
 		"\n"
 		"Sample the on-CPU Python stacks of running CPython processes (2.7, 3.6-3.13+) from\n"
 		"the kernel with eBPF; print them as folded stacks (flamegraph.pl input), serve\n"
@@ -582,6 +584,8 @@ int main(int argc, char **argv)
 	/* Subcommands: a live view, and a one-shot traceback of a process. */
 	if (argc > 1 && !strcmp(argv[1], "top"))
 		return top_main(argc - 1, argv + 1);
+	if (argc > 1 && !strcmp(argv[1], "dump"))
+		return dump_main(argc - 1, argv + 1);
 	memset(&opts, 0, sizeof(opts));
 	memset(&outs, 0, sizeof(outs));
 	memset(&agent, 0, sizeof(agent));

@@ -76,6 +76,9 @@ struct outputs {
 	struct serve *serve;
 	struct push *push;
 	struct export export;
+	bool progress;		   /* a status line on stderr (a --duration run on a terminal) */
+	struct timespec progress_start;
+	double progress_next;	   /* seconds since start of the next redraw */
 };
 
 static void on_signal(int sig)
@@ -484,10 +487,34 @@ static void on_window(void *ctx, const struct window *w)
 		export_window(&out->export, w);
 }
 
+/*
+ * A --duration run on a terminal: one status line on stderr, redrawn each second (elapsed,
+ * samples, processes), ended with a newline when sampling stops.
+ */
+static void progress(struct outputs *out, bool last)
+{
+	const struct agent *a = out->agent;
+	struct timespec now;
+	double elapsed;
+
+	if (!out->progress)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	elapsed = (double)(now.tv_sec - out->progress_start.tv_sec) +
+		  (double)(now.tv_nsec - out->progress_start.tv_nsec) / 1e9;
+	if (!last && elapsed < out->progress_next)
+		return;
+	out->progress_next = (double)(int)elapsed + 1;
+	fprintf(stderr, "\r\033[Kpysamp-bpf: %.0f/%.0f s, %llu samples, %zu processes%s",
+		elapsed, (double)out->o->duration_ms / 1000, (unsigned long long)a->samples,
+		a->targets ? targets__count(a->targets) : (size_t)0, last ? "\n" : "");
+}
+
 static void on_tick(void *ctx)
 {
 	struct outputs *out = ctx;
 
+	progress(out, false);
 	if (out->serve)
 		(void)serve__poll(out->serve);
 	if (out->push)
@@ -644,7 +671,10 @@ int main(int argc, char **argv)
 	err = agent_start(&agent, &ao);
 	if (err)
 		goto cleanup;
+	outs.progress = opts.duration_ms && isatty(STDERR_FILENO) && !opts.verbose;
+	clock_gettime(CLOCK_MONOTONIC, &outs.progress_start);
 	err = agent_run(&agent, &exiting);
+	progress(&outs, true);
 	if (err)
 		goto cleanup;
 	if (outs.push) {

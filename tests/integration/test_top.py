@@ -76,3 +76,34 @@ def top_in_tmux(ctx, interp):
         _tmux("kill-session", "-t", session)
     t.stop()
     other.stop()
+
+
+@single
+def progress_on_a_terminal(ctx, interp):
+    """A --duration run shows elapsed time, samples and processes on stderr when it is a
+    terminal (and nothing of the kind when it is not: see every other test's stderr)."""
+    t = ctx.target("cpu_shares.py", [], name="shares").wait_ready()
+    session = "pysamp-progress-%d" % os.getpid()
+    out = os.path.join(ctx.tmp, "p.folded")
+    status = os.path.join(ctx.tmp, "status")
+    cmd = "%s -p %d -d 4 -o %s; echo $? > %s; sleep 30" % (PROFILER, t.pid, out, status)
+    r = _tmux("new-session", "-d", "-s", session, "-x", "80", "-y", "24", cmd)
+    ctx.check(r.returncode == 0, "tmux: %s", r.stderr)
+    ctx.require()
+    seen = []
+    try:
+        deadline = time.time() + 20
+        while time.time() < deadline and not os.path.exists(status):
+            seen.append(_screen(session))
+            time.sleep(0.4)
+        final = _screen(session)
+    finally:
+        _tmux("kill-session", "-t", session)
+    t.stop()
+    import re
+    mid = [m for s in seen for m in re.findall(r"pysamp-bpf: (\d+)/4 s, (\d+) samples, (\d+) processes", s)]
+    ctx.check(any(int(e) >= 1 and int(n) > 0 and p == "1" for e, n, p in mid),
+              "no progress line while running: %s", seen[-1:] if seen else None)
+    ctx.check(re.search(r"pysamp-bpf: 4/4 s, \d+ samples, 1 processes", final),
+              "final progress line: %s", final)
+    ctx.check(os.path.exists(out) and os.path.getsize(out) > 0, "no output written")

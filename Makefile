@@ -71,7 +71,7 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(SAN_DIR)/%,$(UNIT_SRCS))
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(OUTPUT)/fuzz/%,$(FUZZ_SRCS))
 
-.PHONY: all deps run test unit fuzz bench clean format lint install check-deps
+.PHONY: all deps run test unit fuzz bench bench-collector clean format lint install check-deps
 .DELETE_ON_ERROR:
 .SECONDARY:
 
@@ -197,9 +197,19 @@ $(OUTPUT)/emit_cost: bench/emit_cost.c $(OUTPUT)/emitbench.skel.h include/pysamp
 	$(call msg,BINARY,$@)
 	$(Q)$(CC) $(CFLAGS) $(USER_CFLAGS) $< $(AGENT_LDLIBS) -pthread -o $@
 
-bench: all $(OUTPUT)/emit_cost
+# Time, memory and size of every output format for 100,000 unique stacks.
+$(OUTPUT)/bench_formats: bench/formats.c $(LIB_A) $(USER_HDRS) | $(OUTPUT)
+	$(call msg,BINARY,$@)
+	$(Q)$(CC) $(CFLAGS) $(USER_CFLAGS) $< $(LIB_A) $(LDLIBS) -o $@
+
+bench: all $(OUTPUT)/emit_cost $(OUTPUT)/bench_formats
 	$(OUTPUT)/emit_cost
+	$(OUTPUT)/bench_formats
 	$(PYTHON) bench/overhead.py
+
+# The collector: ingest rate, 24-hour query time, bytes per sample (about 15 minutes).
+bench-collector: all
+	$(PYTHON) bench/collector.py
 
 format:
 	clang-format -i bpf/*.c bpf/*.h user/*.c user/*.h include/*.h tests/unit/*.c tests/fuzz/*.c tests/*.h

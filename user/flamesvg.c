@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "flamesvg.h"
+#include "framelabel.h"
 
 #define DEF_WIDTH      1200
 #define MIN_WIDTH      100
@@ -585,31 +586,15 @@ static const char *stdlib_dir_end(const char *path, size_t len)
  */
 static enum kind classify(const char *s, size_t len, const char **mod, size_t *modlen)
 {
-	const char *colon, *open, *path, *sp, *dp, *hit;
-	size_t i;
+	const char *colon, *path, *sp, *dp, *hit;
+	struct frame_parts fp;
 
 	*mod = s;
 	*modlen = len;
-	/*
-	 * "qualname (PATH:LINE)": digits, a colon, then the last " (" before it (qualnames have no
-	 * spaces; a path may, and its end is what matters).
-	 */
-	if (len < 6 || s[len - 1] != ')')
+	if (!frame_label_split(s, len, &fp))
 		return KIND_NATIVE;
-	i = len - 1;
-	while (i > 0 && s[i - 1] >= '0' && s[i - 1] <= '9')
-		i--;
-	if (i == len - 1)
-		return KIND_NATIVE;
-	if (i > 0 && s[i - 1] == '-') /* an unknown line may print as -1 */
-		i--;
-	if (i == 0 || s[i - 1] != ':')
-		return KIND_NATIVE;
-	colon = s + i - 1;
-	open = find_last(s, (size_t)(colon - s), " (", 2);
-	if (!open)
-		return KIND_NATIVE;
-	path = open + 2;
+	path = fp.file;
+	colon = fp.file + fp.file_len;
 	sp = find_last(path, (size_t)(colon - path), "/site-packages/", 15);
 	dp = find_last(path, (size_t)(colon - path), "/dist-packages/", 15);
 	hit = sp && (!dp || sp > dp) ? sp : dp;

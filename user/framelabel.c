@@ -14,14 +14,15 @@ bool frame_label_split(const char *s, size_t len, struct frame_parts *p)
 	i = len - 1;
 	while (i > 0 && s[i - 1] >= '0' && s[i - 1] <= '9')
 		i--;
-	if (i == len - 1 || len - 1 - i > 9)
+	/* 1-9 digits, no leading zero (so the label rebuilds to the same bytes) */
+	if (i == len - 1 || len - 1 - i > 9 || (len - 1 - i > 1 && s[i] == '0'))
 		return false;
 	for (size_t k = i; k < len - 1; k++)
 		line = line * 10 + (s[k] - '0');
 	if (i > 0 && s[i - 1] == '-') {
-		if (line != 1)
+		if (!line) /* "-0" */
 			return false;
-		line = -1;
+		line = -line;
 		i--;
 	}
 	if (i == 0 || s[i - 1] != ':')
@@ -31,7 +32,7 @@ bool frame_label_split(const char *s, size_t len, struct frame_parts *p)
 	for (open = 2; open <= colon; open++)
 		if (s[open - 2] == ' ' && s[open - 1] == '(')
 			break;
-	if (open > colon)
+	if (open > colon || open == 2 || open == colon) /* an empty name or file: not a frame */
 		return false;
 	p->name = s;
 	p->name_len = open - 2;

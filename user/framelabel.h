@@ -16,12 +16,14 @@ struct frame_parts {
 	size_t name_len;
 	const char *file; /* the path, between " (" and the last ':' */
 	size_t file_len;
-	long line;	  /* the digits before ')', -1 for "-1" (an unknown line) */
+	long line;	  /* the number before ')' (negative for an unknown line, e.g. -1) */
 };
 
 /*
- * Split s[0..len) of the form "NAME (FILE:LINE)", LINE digits or "-1". NAME ends at the first
- * " (" (Python names hold no spaces), so FILE may hold ':', " (" and spaces. true and *p filled
+ * Split s[0..len) of the form "NAME (FILE:LINE)", LINE 1-9 digits without a leading zero, maybe
+ * after a '-' (so "NAME (FILE:LINE)" rebuilt from the parts is s again). NAME ends at the first
+ * " (" (Python names hold no spaces), so FILE may hold ':', " (" and spaces; neither may be
+ * empty. true and *p filled
  * (pointing into s); false for any other label (a process, a thread, "[pruned]"), p untouched.
  */
 bool frame_label_split(const char *s, size_t len, struct frame_parts *p);

@@ -17,13 +17,13 @@
 #include <string.h>
 #include <zlib.h>
 
+#include "framelabel.h"
 #include "pprof.h"
 #include "profile.pb-c.h"
 
 #define PPROF_DEFAULT_HZ 100
 #define NSEC_PER_SEC	 1000000000LL
 /* Longest LINE accepted in "NAME (FILE:LINE)": 18 digits always fit an int64. */
-#define LINE_MAX_DIGITS 18
 /* Wire tag of Profile.sample: field 2, length-delimited. */
 #define TAG_PROFILE_SAMPLE ((2u << 3) | 2u)
 #define SINK_CHUNK	   (64 * 1024)
@@ -265,58 +265,6 @@ static int utf8_clean(struct strbuf *sb, const char *s, size_t len)
 	return strbuf_add(sb, run, (size_t)(p - run));
 }
 
-/* ---- frame labels ---- */
-
-struct frame_parts {
-	size_t name_len; /* name = label[0..name_len) */
-	size_t file_off; /* file = label[file_off..file_off + file_len) */
-	size_t file_len;
-	int64_t line;
-};
-
-/*
- * Split "NAME (FILE:LINE)" (see pprof.h): true with the parts when label[0..len) has that shape,
- * the split being at the last " (" that leaves NAME and FILE non-empty.
- */
-static bool frame_split(const char *s, size_t len, struct frame_parts *fp)
-{
-	size_t end, i, colon, k, digits;
-	bool neg;
-	int64_t v = 0;
-
-	if (len < 7 || s[len - 1] != ')') /* shortest: "n (f:1)" */
-		return false;
-	end = len - 1;
-	for (i = end; i > 0 && s[i - 1] >= '0' && s[i - 1] <= '9'; i--)
-		;
-	digits = end - i;
-	if (digits == 0 || digits > LINE_MAX_DIGITS || (digits > 1 && s[i] == '0'))
-		return false;
-	/* Room for NAME " (" FILE ":" (5 bytes at least) before the digits, one more for '-'. */
-	if (i < 5)
-		return false;
-	neg = s[i - 1] == '-';
-	if (neg && (i < 6 || s[i] == '0')) /* "-0" is not canonical */
-		return false;
-	colon = neg ? i - 2 : i - 1;
-	if (s[colon] != ':')
-		return false;
-	/* The last " (" at k with NAME = [0, k) and FILE = [k + 2, colon) both non-empty. */
-	for (k = colon - 3; k >= 1; k--) {
-		if (s[k] == ' ' && s[k + 1] == '(')
-			break;
-	}
-	if (k == 0)
-		return false;
-	for (; i < end; i++)
-		v = v * 10 + (s[i] - '0');
-	fp->name_len = k;
-	fp->file_off = k + 2;
-	fp->file_len = colon - (k + 2);
-	fp->line = neg ? -v : v;
-	return true;
-}
-
 /* ---- functions: deduplicated by (name, file) string indices ---- */
 
 struct fntab {
@@ -457,10 +405,10 @@ static int location_of(struct writer *w, uint32_t id, uint64_t *loc_id)
 		return -EINVAL;
 	l = &w->locs[w->nlocs];
 	l->line = 0;
-	if (frame_split(s, len, &fp)) {
-		err = intern_clean(w, s, fp.name_len, &name);
+	if (frame_label_split(s, len, &fp)) {
+		err = intern_clean(w, fp.name, fp.name_len, &name);
 		if (!err)
-			err = intern_clean(w, s + fp.file_off, fp.file_len, &file);
+			err = intern_clean(w, fp.file, fp.file_len, &file);
 		l->line = fp.line;
 	} else {
 		err = intern_clean(w, s, len, &name);

@@ -13,10 +13,9 @@
  *   time_nanos, duration_nanos, comment ["pysamp-bpf"]; no mappings (nothing is native).
  *
  * A label "QUALNAME (FILE:LINE)" (a Python frame) becomes Function{name = QUALNAME, filename =
- * FILE} and a Location whose line is {function, LINE}. The split is at the last " (" that leaves
- * a non-empty QUALNAME and FILE and is followed by "FILE:LINE)", LINE being a canonical decimal
- * ("0", "12", "-3"; no leading zeros or '+', at most 18 digits), so FILE may itself hold ':' and
- * '(' and the label is exactly "QUALNAME" " (" FILE ":" LINE ")" again. Any other label (the
+ * FILE} and a Location whose line is {function, LINE}, split by frame_label_split (framelabel.h:
+ * QUALNAME ends at the first " (", LINE is canonical, so FILE may hold ':' and " (" and the label
+ * is exactly "QUALNAME" " (" FILE ":" LINE ")" again). Any other label (the
  * process root "python3 [1234]", an application name, "thread 7", "[pruned]", "[unknown]")
  * becomes Function{name = label} (no file) and a Location whose line is {function, 0}.
  * system_name is left "" on purpose: pprof takes a function whose system_name equals its name

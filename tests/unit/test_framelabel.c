@@ -34,7 +34,8 @@ int main(void)
 	      "<frozen importlib._bootstrap>", 1);
 	check("f (C:\\x.py:3)", "f", "C:\\x.py", 3);
 	check("g (x.py:-1)", "g", "x.py", -1);
-	check(" (x.py:1)", "", "x.py", 1);
+	T_CHECK(!split(" (x.py:1)", &p));
+	T_CHECK(!split("n (:1)", &p));
 	check("f (a:b (c.py:12)", "f", "a:b (c.py", 12);
 	check("f (/home/u/My Project (2)/x.py:5)", "f", "/home/u/My Project (2)/x.py", 5);
 	/* not Python frames */
@@ -43,7 +44,10 @@ int main(void)
 	T_CHECK(!split("x (y.py:notanumber)", &p));
 	T_CHECK(!split("x (y.py:)", &p));
 	T_CHECK(!split("x(y.py:1)", &p));
-	T_CHECK(!split("x (y.py:-2)", &p));
+	check("x (y.py:-2)", "x", "y.py", -2);
+	check("x (y.py:0)", "x", "y.py", 0);
+	T_CHECK(!split("x (y.py:007)", &p));
+	T_CHECK(!split("x (y.py:-0)", &p));
 	T_CHECK(!split("x (y.py:12345678901)", &p));
 	T_CHECK(!split("(:1)", &p));
 	T_CHECK(!split("", &p));

@@ -730,7 +730,7 @@ static const struct {
 	const char *label, *name, *file;
 	int64_t line;
 } SPLITS[] = {
-	{ "f (a:b (c.py:12)", "f (a:b", "c.py", 12 },
+	{ "f (a:b (c.py:12)", "f", "a:b (c.py", 12 }, /* names end at the first " (" */
 	{ "x (y.py:notanumber)", "x (y.py:notanumber)", "", 0 },
 	{ "g (x.py:007)", "g (x.py:007)", "", 0 },
 	{ "h (x.py:-3)", "h", "x.py", -3 },
@@ -738,7 +738,7 @@ static const struct {
 	{ "m (x.py:1234567890123456789)", "m (x.py:1234567890123456789)", "", 0 },
 	{ " (a.py:1)", " (a.py:1)", "", 0 },
 	{ "n (:1)", "n (:1)", "", 0 },
-	{ "C:\\dir (x) (C:\\a:b.py:5)", "C:\\dir (x)", "C:\\a:b.py", 5 },
+	{ "C:\\dir (x) (C:\\a:b.py:5)", "C:\\dir", "x) (C:\\a:b.py", 5 },
 	{ "<script>alert(1)</script> (/x.py:3)", "<script>alert(1)</script>", "/x.py", 3 },
 	{ "bad" FFFD FFFD " name (/p" FFFD "(.py:7)", "bad" FFFD FFFD " name", "/p" FFFD "(.py",
 	  7 },

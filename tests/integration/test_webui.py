@@ -139,6 +139,12 @@ def webui_end_to_end(ctx, interp):
     ctx.check(tc["search"] and tc["selected"] == 1 and "%" in tc["matched"],
               "top table row click: %s", tc)
 
+    # Exports: a gzip'ed pprof file and the folded text of the interval.
+    ex = res["export"]
+    ctx.check(ex["pprof"]["head"] == [0x1f, 0x8b] and ex["pprof"]["name"].endswith(".pb.gz"),
+              "pprof export: %s", ex["pprof"])
+    ctx.check(pb["label"] in (ex["folded"]["text"] or ""), "folded export: %s", ex["folded"])
+
     # Drag on the timeline: a narrower interval inside the first one.
     d = res["drag"]
     ctx.check(d["from"] and d["until"] and d["from"].isdigit() and d["until"].isdigit() and

@@ -153,6 +153,22 @@ await step('topClick', async () => {
 	};
 });
 
+await step('export', async () => {
+	// Downloads through the export links: pprof (gzip) and folded.
+	const res = {};
+	for (const f of ['pprof', 'folded']) {
+		const [dl] = await Promise.all([
+			page.waitForEvent('download', { timeout: 20000 }),
+			page.click(`.exports a[data-format="${f}"]`),
+		]);
+		const p = await dl.path();
+		const buf = fs.readFileSync(p);
+		res[f] = { name: dl.suggestedFilename(), size: buf.length, head: [...buf.subarray(0, 2)],
+			text: f === 'folded' ? buf.toString('utf8').slice(0, 2000) : undefined };
+	}
+	return res;
+});
+
 await step('drag', async () => {
 	const over = await page.locator('#timeline .u-over').boundingBox();
 	const y = over.y + over.height / 2;

@@ -112,7 +112,7 @@ async function api(path, params, as) {
 	}
 	if (!r.ok)
 		throw new Error(`${path}: ${r.status} ${(await r.text()).trim().slice(0, 300)}`);
-	return as === 'json' ? r.json() : r.text();
+	return as === 'json' ? r.json() : as === 'blob' ? r.blob() : r.text();
 }
 
 function selection() {
@@ -496,9 +496,9 @@ async function loadSeries() {
 
 async function download(path, params, name) {
 	try {
-		const text = await api(path, params);
+		const blob = await api(path, params, 'blob');
 		const a = document.createElement('a');
-		a.href = URL.createObjectURL(new Blob([text]));
+		a.href = URL.createObjectURL(blob);
 		a.download = name;
 		a.click();
 		setTimeout(() => URL.revokeObjectURL(a.href), 1000);
@@ -561,14 +561,14 @@ function init() {
 		state.x = '';
 		writeUrl();
 	});
-	$('export').addEventListener('click', (e) => {
-		e.preventDefault();
-		download('render', { query: selection(), from: apiTime(state.from), until: apiTime(state.until) }, `${state.app}.folded`);
-	});
-	$('export-svg').addEventListener('click', (e) => {
-		e.preventDefault();
-		download('render', { query: selection(), from: apiTime(state.from), until: apiTime(state.until), format: 'svg' }, `${state.app}.svg`);
-	});
+	const ext = { folded: 'folded', svg: 'svg', speedscope: 'speedscope.json', pprof: 'pb.gz', json: 'json' };
+	for (const a of document.querySelectorAll('.exports a'))
+		a.addEventListener('click', (e) => {
+			e.preventDefault();
+			const f = a.dataset.format;
+			download('render', { query: selection(), from: apiTime(state.from), until: apiTime(state.until), format: f },
+				`${state.app}.${ext[f]}`);
+		});
 	window.addEventListener('keydown', (e) => {
 		if (e.target.tagName === 'INPUT')
 			return;

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,11 +12,26 @@
 
 struct sample_ref {
 	uint32_t root;	 /* root label id */
+	uint32_t thread; /* the "thread N" label under the root (--threads), or NO_THREAD */
+	uint32_t first;	 /* index of the first frame in ids (1, or 2 after a thread label) */
 	uint32_t order;	 /* position in stacks__foreach_sorted */
 	const uint32_t *ids; /* borrowed from st (stable while st is unchanged) */
 	size_t n;
 	uint64_t count;
 };
+
+#define NO_THREAD UINT32_MAX
+
+/* "thread " followed by digits: the agent's --threads frame. */
+static bool is_thread_label(const char *l, size_t len)
+{
+	if (len < 8 || memcmp(l, "thread ", 7))
+		return false;
+	for (size_t i = 7; i < len; i++)
+		if (l[i] < '0' || l[i] > '9')
+			return false;
+	return true;
+}
 
 struct ctx {
 	const struct stacks *st;
@@ -38,28 +54,47 @@ static int collect(const uint32_t *ids, size_t n, uint64_t count, void *arg)
 		c->v = v;
 		c->cap = nc;
 	}
-	c->v[c->n] = (struct sample_ref){ .root = ids[0], .order = (uint32_t)c->n, .ids = ids,
-					  .n = n, .count = count };
+	c->v[c->n] = (struct sample_ref){ .root = ids[0], .thread = NO_THREAD, .first = 1,
+					  .order = (uint32_t)c->n, .ids = ids, .n = n,
+					  .count = count };
+	if (n > 1) {
+		size_t len;
+		const char *l = stacks__label_bytes(c->st, ids[1], &len);
+
+		if (is_thread_label(l, len)) {
+			c->v[c->n].thread = ids[1];
+			c->v[c->n].first = 2;
+		}
+	}
 	c->n++;
 	return 0;
 }
 
-static int cmp_root(const void *x, const void *y, void *arg)
+static int cmp_label(const struct stacks *st, uint32_t x, uint32_t y)
 {
-	const struct sample_ref *a = x, *b = y;
-	const struct stacks *cmp_st = arg;
 	size_t na, nb;
 	const char *la, *lb;
 	int c;
 
-	if (a->root != b->root) {
-		la = stacks__label_bytes(cmp_st, a->root, &na);
-		lb = stacks__label_bytes(cmp_st, b->root, &nb);
-		c = memcmp(la, lb, na < nb ? na : nb);
-		if (c || na != nb)
-			return c ? c : (na < nb ? -1 : 1);
-	}
-	return a->order < b->order ? -1 : a->order > b->order;
+	if (x == y)
+		return 0;
+	if (x == NO_THREAD || y == NO_THREAD)
+		return x == NO_THREAD ? -1 : 1;
+	la = stacks__label_bytes(st, x, &na);
+	lb = stacks__label_bytes(st, y, &nb);
+	c = memcmp(la, lb, na < nb ? na : nb);
+	return c ? c : (na < nb ? -1 : na > nb);
+}
+
+/* By root, then thread (labels' bytes), then the sorted order (count descending). */
+static int cmp_root(const void *x, const void *y, void *arg)
+{
+	const struct sample_ref *a = x, *b = y;
+	int c = cmp_label(arg, a->root, b->root);
+
+	if (!c)
+		c = cmp_label(arg, a->thread, b->thread);
+	return c ? c : a->order < b->order ? -1 : a->order > b->order;
 }
 
 static int put_frame(struct strbuf *out, const struct stacks *st, uint32_t id, bool first)
@@ -109,7 +144,7 @@ int speedscope_write(const struct stacks *st, const char *name, struct strbuf *o
 		e = strbuf_addlit(out, ",\"activeProfileIndex\":0,\"shared\":{\"frames\":[");
 	/* frames: every label below a root, numbered in first-use order */
 	for (i = 0; !e && i < c.n; i++) {
-		for (j = 1; !e && j < c.v[i].n; j++) {
+		for (j = c.v[i].first; !e && j < c.v[i].n; j++) {
 			uint32_t id = c.v[i].ids[j];
 
 			if (c.frame[id] >= 0)
@@ -125,21 +160,35 @@ int speedscope_write(const struct stacks *st, const char *name, struct strbuf *o
 		size_t len;
 		const char *root = stacks__label_bytes(st, c.v[i].root, &len);
 
-		for (j = i; j < c.n && c.v[j].root == c.v[i].root; j++)
+		for (j = i; j < c.n && c.v[j].root == c.v[i].root && c.v[j].thread == c.v[i].thread;
+		     j++)
 			total += c.v[j].count;
 		e = i ? strbuf_addlit(out, ",") : 0;
 		if (!e)
 			e = strbuf_addlit(out, "{\"type\":\"sampled\",\"name\":");
-		if (!e)
+		if (!e && c.v[i].thread != NO_THREAD) {
+			size_t tl;
+			const char *th = stacks__label_bytes(st, c.v[i].thread, &tl);
+			char pname[1024];
+			int nn = snprintf(pname, sizeof(pname), "%.*s / %.*s", (int)(len > 900 ? 900 : len),
+					  root, (int)tl, th);
+
+			size_t pl = nn < 0 ? 0 : (size_t)nn < sizeof(pname) ? (size_t)nn
+									  : sizeof(pname) - 1;
+
+			e = strbuf_add_json(out, pname, pl);
+		} else if (!e) {
 			e = strbuf_add_json(out, root, len);
+		}
 		if (!e)
 			e = strbuf_addf(out, ",\"unit\":\"none\",\"startValue\":0,\"endValue\":%" PRIu64
 					",\"samples\":[",
 					total);
 		for (size_t k = i; !e && k < j; k++) {
 			e = k > i ? strbuf_addlit(out, ",[") : strbuf_addlit(out, "[");
-			for (size_t d = 1; !e && d < c.v[k].n; d++)
-				e = strbuf_addf(out, d > 1 ? ",%d" : "%d", c.frame[c.v[k].ids[d]]);
+			for (size_t d = c.v[k].first; !e && d < c.v[k].n; d++)
+				e = strbuf_addf(out, d > c.v[k].first ? ",%d" : "%d",
+						c.frame[c.v[k].ids[d]]);
 			if (!e)
 				e = strbuf_addlit(out, "]");
 		}

@@ -4,7 +4,8 @@
  * schema.json), which speedscope (web or npm) opens as is (--format speedscope).
  *
  * One "sampled" profile per root label of st (a process, an application, as the profile was
- * grouped), its stacks below the root as samples with their counts as weights (unit "none":
+ * grouped) and, when the frame under the root is a "thread N" label (--threads), per thread
+ * ("ROOT / thread N"); the stacks below as samples with their counts as weights (unit "none":
  * samples). Frames are shared between profiles: qualname, file and line of Python frames
  * ("qualname (file:LINE)"), the whole label for the rest. Pure function over st (read only).
  */

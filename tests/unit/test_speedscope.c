@@ -99,5 +99,29 @@ int main(void)
 	json_object_put(root);
 	strbuf_release(&sb);
 	stacks__free(st);
+
+	/* --threads: one profile per thread, the thread frame not among the frames */
+	st = parse("p [1];thread 1;main (a.py:1);f (a.py:2) 3\n"
+		   "p [1];thread 2;main (a.py:1) 2\n"
+		   "p [1];thread 1;main (a.py:1) 1\n"
+		   "p [1];threadx 3 1\n");
+	strbuf_init(&sb, 0);
+	T_CHECK_EQ_INT(speedscope_write(st, NULL, &sb), 0);
+	root = json_tokener_parse(sb.buf);
+	profiles = get(root, "profiles");
+	T_CHECK_EQ_INT(json_object_array_length(profiles), 3);
+	T_CHECK_EQ_STR(json_object_get_string(get(json_object_array_get_idx(profiles, 0), "name")),
+		       "p [1]");
+	p = json_object_array_get_idx(profiles, 1);
+	T_CHECK_EQ_STR(json_object_get_string(get(p, "name")), "p [1] / thread 1");
+	T_CHECK_EQ_INT(json_object_get_int(get(p, "endValue")), 4);
+	T_CHECK_EQ_INT(json_object_array_length(json_object_array_get_idx(get(p, "samples"), 0)), 2);
+	T_CHECK_EQ_STR(json_object_get_string(get(json_object_array_get_idx(profiles, 2), "name")),
+		       "p [1] / thread 2");
+	frames = get(get(root, "shared"), "frames");
+	T_CHECK_EQ_INT(json_object_array_length(frames), 3); /* main, f, threadx 3 */
+	json_object_put(root);
+	strbuf_release(&sb);
+	stacks__free(st);
 	return T_DONE();
 }

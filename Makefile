@@ -207,9 +207,16 @@ bench: all $(OUTPUT)/emit_cost $(OUTPUT)/bench_formats
 	$(OUTPUT)/bench_formats
 	$(PYTHON) bench/overhead.py
 
-# The collector: ingest rate, 24-hour query time, bytes per sample (about 15 minutes).
-bench-collector: all
+# The store alone (store__ingest, queries with and without hour rollups, bytes per sample).
+$(OUTPUT)/store_ingest: bench/store_ingest.c $(LIB_A) $(USER_HDRS) | $(OUTPUT)
+	$(call msg,BINARY,$@)
+	$(Q)$(CC) $(CFLAGS) $(USER_CFLAGS) $< $(LIB_A) $(LDLIBS) -o $@
+
+# The collector end to end: ingest rate, 24-hour query time, bytes per sample (about 15
+# minutes), then the store's own figures.
+bench-collector: all $(OUTPUT)/store_ingest
 	$(PYTHON) bench/collector.py
+	$(OUTPUT)/store_ingest
 
 format:
 	clang-format -i bpf/*.c bpf/*.h user/*.c user/*.h include/*.h tests/unit/*.c tests/fuzz/*.c tests/*.h

@@ -23,7 +23,9 @@ series, oldest first. Figures, all measured in this run:
     the transport's own ceiling that parsing and storing leaves;
   * query: wall time of the merged profile of the whole day over all series
     (GET /render, folded and svg), median of QUERIES runs, against the last
-    hour's;
+    hour's; and of the day's timeline (GET /api/timeline). The collector
+    builds hour rollups as it compacts (every second, in bounded steps) and
+    the queries run once the queue of hours is empty;
   * disk: bytes of the database (after a WAL checkpoint: the collector is
     stopped) per sample stored, against the bytes of the folded text
     ingested per sample.
@@ -154,7 +156,8 @@ class Collector(object):
 
 
 def timed_get(port, path, n):
-    times, size = [], 0
+    """(median seconds, bytes, last body) of n GETs."""
+    times, size, data = [], 0, b""
     for _ in range(n):
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
         t = time.perf_counter()
@@ -166,7 +169,7 @@ def timed_get(port, path, n):
         if r.status != 200:
             raise RuntimeError("GET %s: %s %r" % (path, r.status, data[:200]))
         size = len(data)
-    return statistics.median(times), size
+    return statistics.median(times), size, data
 
 
 def run_phase(port, nseries, t0, windows, window, variants, clients, fmt):
@@ -236,12 +239,24 @@ def main():
                    lines_per_s=nl / dt, collector_cpu_s=col.cpu() - cpu0)
         ingested_bytes = sum(len(variants[s][w % 3][0]) for s in range(a.series)
                              for w in range(windows))
+        # let compaction build the hour rollups (it runs in the collector's loop) until the
+        # number of rollups stops growing (the newest hours wait until their series moves on)
+        t_wait, last, still = time.time(), -1, 0
+        while time.time() - t_wait < 600 and still < 3:
+            st = json.loads(timed_get(col.port, "/api/stats", 1)[2])
+            still = still + 1 if st.get("rollups", 0) == last else 0
+            last = st.get("rollups", 0)
+            time.sleep(1)
+        res["rollups"] = last
+        res["rollup_wait_s"] = time.time() - t_wait
         sel = "/render?" + urllib.parse.urlencode({"query": APP, "from": t0, "until": now})
         last = "/render?" + urllib.parse.urlencode({"query": APP, "from": now - 3600,
                                                     "until": now})
-        res["query_day_s"], res["query_day_bytes"] = timed_get(col.port, sel, a.queries)
-        res["query_day_svg_s"], _ = timed_get(col.port, sel + "&format=svg", a.queries)
-        res["query_hour_s"], _ = timed_get(col.port, last, a.queries)
+        res["query_day_s"], res["query_day_bytes"], _ = timed_get(col.port, sel, a.queries)
+        res["query_day_svg_s"], _, _ = timed_get(col.port, sel + "&format=svg", a.queries)
+        res["query_hour_s"], _, _ = timed_get(col.port, last, a.queries)
+        tl = "/api/timeline?" + urllib.parse.urlencode({"query": APP, "from": t0, "until": now})
+        res["timeline_day_s"], _, _ = timed_get(col.port, tl, a.queries)
         col.stop()
         db = sum(os.path.getsize(os.path.join(data, f)) for f in os.listdir(data))
         res.update(db_bytes=db, bytes_per_sample=db / max(1, ns),
@@ -263,21 +278,26 @@ def main():
               1000 * res["query_day_s"], a.hours, a.series, res["query_day_bytes"],
               1000 * res["query_day_svg_s"], 1000 * res["query_hour_s"],
               res["query_day_s"] / max(1e-9, res["query_hour_s"])))
+    print("  rollups  %10d hour rollups built in %.0f s after the ingest" % (
+        res["rollups"], res["rollup_wait_s"]))
+    print("  timeline %10.0f ms for %.0f h over %d series (about 1000 points)" % (
+        1000 * res["timeline_day_s"], a.hours, a.series))
     print("  disk     %10.3f bytes per sample (%d bytes); folded text ingested: %.1f bytes per "
           "sample (%.0f x smaller)" % (res["bytes_per_sample"], res["db_bytes"],
                                         res["folded_bytes_per_sample"],
                                         res["folded_bytes_per_sample"] / res["bytes_per_sample"]))
     goals = [("ingest >= 200,000 lines/s", res["lines_per_s"] >= 200000),
-             ("24-hour query < 300 ms", a.hours < 24 or res["query_day_s"] < 0.3),
+             ("24-hour query < 300 ms", None if a.hours < 24 else res["query_day_s"] < 0.3),
              ("< 2 bytes per sample", res["bytes_per_sample"] < 2)]
     for name, ok in goals:
-        print("  goal %-28s %s" % (name, "met" if ok else "MISSED"))
+        print("  goal %-28s %s" % (name, "not measured (--hours < 24)" if ok is None
+                                   else "met" if ok else "MISSED"))
     if a.json:
         with open(a.json, "w") as f:
             json.dump(res, f, indent=1)
     if res["ingest_errors"]:
         return 2
-    return 1 if a.check and not all(ok for _, ok in goals) else 0
+    return 1 if a.check and not all(ok is not False for _, ok in goals) else 0
 
 
 if __name__ == "__main__":

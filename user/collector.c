@@ -121,8 +121,10 @@ static void usage(FILE *f)
 		"       F: folded (default), json (call tree), svg (flame graph; &reverse=1: icicle,\n"
 		"       &width=PX), speedscope, pprof)\n"
 		"  GET  /api/series                     every series (JSON)\n"
-		"  GET  /api/timeline?query=...&from=&until=   [start, samples, width] per bucket\n"
-		"  GET  /api/top?query=...&from=&until=[&limit=N]   functions by self/total (JSON)\n"
+		"  GET  /api/timeline?query=...&from=&until=[&step=S]   [start, samples, width]\n"
+		"       per point (default: about 1000 points)\n"
+		"  GET  /api/top?query=...&from=&until=[&limit=N]   functions by self/total (JSON;\n"
+		"       the selection's total in the X-Pysamp-Samples header)\n"
 		"  GET  /api/diff?query=...&from=&until=&from2=&until2=[&format=svg]   the second\n"
 		"       interval against the first: differential folded (flamegraph.pl input:\n"
 		"       'stack COUNT_1 COUNT_2') or a differential flame graph\n"
@@ -544,6 +546,9 @@ static void handle_top(struct collector *c, const struct httpd_request *req,
 		json_object_object_add(o, "total", json_object_new_int64((int64_t)fs[i].total));
 		json_object_array_add(a, o);
 	}
+	if (!e) /* the selection's total: what percentages are of */
+		snprintf(r->extra_headers, sizeof(r->extra_headers),
+			 "X-Pysamp-Samples: %" PRIu64 "\r\n", stacks__total(st));
 	reply_json(r, a, e);
 	free(fs);
 	stacks__free(st);
@@ -678,6 +683,10 @@ static int collect_stats(struct collector *c, struct store_stats *ss, struct sta
 	     c->compact_failed);
 	ITEM("vacuumed_pages_total", "counter", "pages handed back to the file system",
 	     ss->vacuumed_pages);
+	ITEM("rollups", "gauge", "hour rollups stored (pre-aggregated hours of a series)",
+	     ss->rollups);
+	ITEM("rollup_bytes", "gauge", "bytes of the rollups' blobs", ss->rollup_bytes);
+	ITEM("rollup_queue", "gauge", "hours waiting for their rollup", ss->rollup_queue);
 #undef ITEM
 	*n = k;
 	return 0;
@@ -801,16 +810,26 @@ static void handle(void *ctx, const struct httpd_request *req, struct httpd_resp
 
 		reply_json(r, a, store__series(c->store, add_series, a));
 	} else if (!strcmp(req->path, "/api/timeline")) {
+		const char *v = httpd_arg(req, "step");
 		struct ingest_name n;
-		int64_t from, until;
+		int64_t from, until, step;
+		uint32_t st;
 		json_object *a;
 
 		if (parse_selection(req, r, &n, &from, &until))
 			return;
+		/* step=S seconds per point; default: about 1000 points, whole 10 s buckets */
+		if (v && parse_u32(v, 1, 366 * 86400, &st)) {
+			reply(r, 400, "%s", "step: expected seconds per point, 1-31622400");
+			return;
+		}
+		step = v ? (int64_t)st : (until - from + 999) / 1000;
+		step = step <= STORE_BUCKET_S ? STORE_BUCKET_S
+					       : (step + STORE_BUCKET_S - 1) / STORE_BUCKET_S * STORE_BUCKET_S;
 		a = json_object_new_array();
 		reply_json(r, a,
-			   store__timeline2(c->store, n.app, n.labels[0] ? n.labels : NULL, from,
-					    until, add_point, a));
+			   store__timeline_step(c->store, n.app, n.labels[0] ? n.labels : NULL, from,
+						until, step, add_point, a));
 	} else if (!strcmp(req->path, "/api/stats")) {
 		handle_stats(c, r, false);
 	} else if (!strcmp(req->path, "/metrics")) {

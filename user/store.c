@@ -20,6 +20,20 @@
  *
  * Label matching ("k=v" items of the canonical labels string) runs inside SQLite as the
  * connection-local function pysamp_labels_match(labels, match), so a selection is one query.
+ *
+ * Hour rollups (store.h) make long queries cheap: a day over 100 series reads 2,400 rollup blobs
+ * of a few thousand pairs instead of 864,000 bucket blobs of ~300. A query through them walks
+ * the selected series one by one: the series' rollups of the whole hours in range, in hour
+ * order, and between them range scans of its finer rows (the primary key is (series_id, bucket,
+ * width)); rows an hour wide or wider, which no rollup holds, come from one scan of the age
+ * index per such width. Counts are added up in an array indexed by stack id (ids are rowids, so
+ * they span little more than the stacks alive), not a hash map: that is most of a query's CPU.
+ * Timelines read each rollup's per-minute totals instead of its hour's buckets.
+ *
+ * Rollups never go stale: whatever changes an hour's rows deletes its rollup in the same
+ * transaction and queues the hour in rollup_todo; compaction rebuilds queued hours from the
+ * rows. So an ingest costs one extra lookup per series and hour (a per-connection hint, reset
+ * like the caches, skips even that for the following ingests of the hour).
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -51,6 +65,21 @@
 #define FRAME_CACHE_BYTES   ((size_t)8 << 20)
 /* Free pages are handed back when more than max(this, page_count / 16) are free. */
 #define VACUUM_MIN_FREE 64
+/* A query adds counts up in an array indexed by stack id when the ids span at most this many. */
+#define DENSE_MAX_IDS ((int64_t)1 << 22)
+/*
+ * Hour rollups (store.h): the span of one, in seconds. Rows of this width or wider are never
+ * part of a rollup. The SQL below spells it out as 3600.
+ */
+#define ROLLUP_S STORE_ROLLUP_S
+_Static_assert(ROLLUP_S == 3600, "the SQL says 3600");
+/* Per-minute totals kept with each rollup (for timelines). */
+#define ROLLUP_MINUTES (ROLLUP_S / 60)
+/* An hour is rolled up once its end lies this far behind the compaction's now_s. */
+#define ROLLUP_DELAY_S 60
+/* Rollups built per compaction transaction at most, and queue entries looked at per step. */
+#define ROLLUPS_PER_STEP  4
+#define ROLLUP_TODO_BATCH 64
 
 /* Tables of version 2 (also used by the conversion from version 1). */
 #define SAMPLES_DEF(name)                                                                          \
@@ -74,6 +103,25 @@
 #define SEEN_INDEX_DEF                                                                             \
 	"CREATE INDEX stacks_seen ON stacks (seen);"                                               \
 	"CREATE INDEX frames_seen ON frames (seen);"
+/* Tables of version 3. rollup_todo is a queue (a hint), so it references nothing. */
+#define ROLLUPS_DEF                                                                                \
+	"CREATE TABLE rollups ("                                                                   \
+	" series_id INTEGER NOT NULL REFERENCES series (id),"                                      \
+	" hour INTEGER NOT NULL,"                                                                  \
+	" total INTEGER NOT NULL,"                                                                 \
+	" nstacks INTEGER NOT NULL,"                                                               \
+	" counts_id INTEGER NOT NULL,"                                                             \
+	" minutes BLOB NOT NULL,"                                                                  \
+	" PRIMARY KEY (series_id, hour)) WITHOUT ROWID;"                                           \
+	"CREATE TABLE rollup_todo ("                                                               \
+	" hour INTEGER NOT NULL,"                                                                  \
+	" series_id INTEGER NOT NULL,"                                                             \
+	" PRIMARY KEY (hour, series_id)) WITHOUT ROWID;"
+/* Version 2 -> 3: every hour that has rows finer than an hour is queued for its rollup. */
+#define ROLLUPS_QUEUE_ALL                                                                          \
+	"INSERT OR IGNORE INTO rollup_todo (hour, series_id)"                                      \
+	" SELECT DISTINCT bucket - ((bucket % 3600) + 3600) % 3600, series_id FROM samples"        \
+	" WHERE width < 3600;"
 
 /* Fresh databases only: a version-0 database holding any of these tables is refused. */
 static const char schema_sql[] =
@@ -96,7 +144,7 @@ static const char schema_sql[] =
 	" frames BLOB NOT NULL,"
 	" seen INTEGER NOT NULL);"
 	"CREATE INDEX stacks_hash ON stacks (hash);" SEEN_INDEX_DEF SAMPLES_DEF("samples")
-		AGE_INDEX_DEF COUNTS_DEF TIERS_DEF META_DEF;
+		AGE_INDEX_DEF COUNTS_DEF TIERS_DEF META_DEF ROLLUPS_DEF;
 
 enum stmt_id {
 	ST_BEGIN_WRITE,
@@ -136,6 +184,25 @@ enum stmt_id {
 	ST_SERIES_LIST,
 	ST_TIMELINE,
 	ST_TIMELINE2,
+	ST_ROLLUP_GET,
+	ST_ROLLUP_PUT,
+	ST_ROLLUP_DEL,
+	ST_ROLLUP_MINUTES,
+	ST_ROLLUP_SETMIN,
+	ST_TODO_PUT,
+	ST_TODO_DEL,
+	ST_TODO_NEXT,
+	ST_TODO_DROP,
+	ST_HOUR_ROWS,
+	ST_SEL_SERIES,
+	ST_ROLLUPS_DATA,
+	ST_ROLLUPS_MINUTES,
+	ST_GAP_DATA,
+	ST_GAP_TOTALS,
+	ST_WIDE_DATA,
+	ST_WIDE_TOTALS,
+	ST_TL_ROWS,
+	ST_STACK_RANGE,
 	ST_COUNT,
 };
 
@@ -144,6 +211,14 @@ enum stmt_id {
 #define SELECTION_WHERE                                                                            \
 	" WHERE s.app = ?1 AND (?2 IS NULL OR pysamp_labels_match(s.labels, ?2))"                  \
 	" AND x.bucket >= ?3 AND x.bucket < ?4"
+/*
+ * The same selection restricted to rows of width ?5 (an hour or wider), found through the age
+ * index: the planner would otherwise walk every row of each series.
+ */
+#define WIDE_FROM  " FROM samples x INDEXED BY samples_age JOIN series s ON s.id = x.series_id"
+#define WIDE_WHERE SELECTION_WHERE " AND x.width = ?5"
+/* Rows finer than an hour of series ?1 starting in [?2, ?3), in key order. */
+#define FINE_WHERE " WHERE x.series_id = ?1 AND x.bucket >= ?2 AND x.bucket < ?3 AND x.width < 3600"
 
 static const char *const stmt_sql[ST_COUNT] = {
 	[ST_BEGIN_WRITE] = "BEGIN IMMEDIATE",
@@ -208,6 +283,54 @@ static const char *const stmt_sql[ST_COUNT] = {
 			" GROUP BY x.bucket ORDER BY x.bucket",
 	[ST_TIMELINE2] = "SELECT x.bucket, x.width, sum(x.total)" SELECTION_FROM SELECTION_WHERE
 			 " GROUP BY x.bucket, x.width ORDER BY x.bucket, x.width",
+	/* counts_id, nstacks and the bytes of both blobs (length() reads no blob content). */
+	[ST_ROLLUP_GET] =
+		"SELECT r.counts_id, r.nstacks, length(r.minutes) +"
+		" coalesce((SELECT length(c.data) FROM counts c WHERE c.id = r.counts_id), 0)"
+		" FROM rollups r WHERE r.series_id = ?1 AND r.hour = ?2",
+	[ST_ROLLUP_PUT] =
+		"INSERT INTO rollups (series_id, hour, total, nstacks, counts_id, minutes)"
+		" VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+	[ST_ROLLUP_DEL] = "DELETE FROM rollups WHERE series_id = ?1 AND hour = ?2",
+	[ST_ROLLUP_MINUTES] = "SELECT minutes FROM rollups WHERE series_id = ?1 AND hour = ?2",
+	[ST_ROLLUP_SETMIN] = "UPDATE rollups SET minutes = ?3 WHERE series_id = ?1 AND hour = ?2",
+	[ST_TODO_PUT] = "INSERT OR IGNORE INTO rollup_todo (hour, series_id) VALUES (?1, ?2)",
+	[ST_TODO_DEL] = "DELETE FROM rollup_todo WHERE hour = ?1 AND series_id = ?2",
+	/* Complete hours (<= ?1) past the horizon (> ?2) of series that have moved past them. */
+	[ST_TODO_NEXT] = "SELECT t.hour, t.series_id FROM rollup_todo t"
+			 " JOIN series s ON s.id = t.series_id"
+			 " WHERE t.hour <= ?1 AND t.hour > ?2 AND s.last_s >= t.hour + 3600"
+			 " ORDER BY t.hour, t.series_id LIMIT ?3",
+	[ST_TODO_DROP] = "DELETE FROM rollup_todo WHERE (hour, series_id) IN"
+			 " (SELECT hour, series_id FROM rollup_todo WHERE hour <= ?1 LIMIT ?2)",
+	[ST_HOUR_ROWS] =
+		"SELECT x.counts_id, x.bucket, x.total, x.nstacks FROM samples x" FINE_WHERE,
+	[ST_SEL_SERIES] = "SELECT id FROM series"
+			  " WHERE app = ?1 AND (?2 IS NULL OR pysamp_labels_match(labels, ?2))"
+			  " ORDER BY id",
+	[ST_ROLLUPS_DATA] =
+		"SELECT r.hour, c.data FROM rollups r JOIN counts c ON c.id = r.counts_id"
+		" WHERE r.series_id = ?1 AND r.hour >= ?2 AND r.hour <= ?3"
+		" ORDER BY r.hour",
+	[ST_ROLLUPS_MINUTES] = "SELECT hour, minutes FROM rollups"
+			       " WHERE series_id = ?1 AND hour >= ?2 AND hour <= ?3 ORDER BY hour",
+	[ST_GAP_DATA] =
+		"SELECT c.data FROM samples x JOIN counts c ON c.id = x.counts_id" FINE_WHERE,
+	[ST_GAP_TOTALS] = "SELECT x.bucket, x.width, x.total FROM samples x" FINE_WHERE,
+	[ST_WIDE_DATA] =
+		"SELECT c.data" WIDE_FROM " JOIN counts c ON c.id = x.counts_id" WIDE_WHERE,
+	[ST_WIDE_TOTALS] = "SELECT x.bucket, x.width, x.total" WIDE_FROM WIDE_WHERE,
+	[ST_TL_ROWS] = "SELECT x.bucket, x.width, x.total" SELECTION_FROM SELECTION_WHERE,
+	/* Two subqueries: each is one b-tree descent, one aggregate of both would scan. */
+	[ST_STACK_RANGE] = "SELECT (SELECT min(id) FROM stacks), (SELECT max(id) FROM stacks)",
+};
+
+/* uint64 key (never 0) -> uint64 value, open addressing; key 0 marks an empty slot. */
+struct u64map {
+	uint64_t *keys;
+	uint64_t *vals;
+	size_t cap; /* power of two */
+	size_t n;
 };
 
 /* content -> (id, seen), open addressing; id 0 marks an empty slot. Keys live in one arena. */
@@ -282,11 +405,23 @@ struct store {
 	size_t ids_cap;
 	struct tvec tv;
 	struct rowvec rows;
+	struct u64map acc; /* stack -> count while a rollup is built */
+	/* store__set_rollups: queries and timelines read rollups */
+	bool use_rollups;
+	/*
+	 * series -> hour: this connection saw that hour queued in rollup_todo and without a rollup,
+	 * so an ingest into it has nothing to do for rollups. Only this connection's rollup builds
+	 * break that (they empty the map), or other connections (caches_reset empties it).
+	 */
+	struct u64map queued;
 	/* store_stats counters of this handle */
 	uint64_t moved_rows, expired_rows, trimmed_rows;
 	uint64_t moved_entries, expired_entries, trimmed_entries;
 	uint64_t gc_stacks, gc_frames, vacuumed_pages;
 	uint64_t cache_hits, cache_misses, cache_resets;
+	uint64_t rollups_built, rollups_deleted;
+	/* the same, of the write transaction in progress: added on COMMIT */
+	uint64_t txn_built, txn_deleted;
 };
 
 static const struct store_tier default_tiers[] = {
@@ -415,6 +550,23 @@ static void *grow(void *p, size_t *cap, size_t need, size_t elem)
 	return q;
 }
 
+static int64_t sat_sub(int64_t a, int64_t b)
+{
+	int64_t r;
+
+	if (__builtin_sub_overflow(a, b, &r))
+		return b > 0 ? INT64_MIN : INT64_MAX;
+	return r;
+}
+
+/* b rounded down to a multiple of w (w > 0), for any sign of b. */
+static int64_t floor_to(int64_t b, int64_t w)
+{
+	int64_t m = b % w;
+
+	return m < 0 ? b - m - w : b - m;
+}
+
 /* 64-bit hash of an encoded stack (FNV-1a, then fmix64). Stored on disk: never change it. */
 static uint64_t stack_hash(const unsigned char *b, size_t len)
 {
@@ -432,6 +584,83 @@ static uint64_t stack_hash(const unsigned char *b, size_t len)
 	h *= 0xc4ceb9fe1a85ec53ULL;
 	h ^= h >> 33;
 	return h;
+}
+
+/* ---- maps ---- */
+
+static size_t u64map_slot(const struct u64map *m, uint64_t key)
+{
+	size_t mask = m->cap - 1, j = (size_t)((key * 0x9e3779b97f4a7c15ULL) >> 32) & mask;
+
+	while (m->keys[j] && m->keys[j] != key)
+		j = (j + 1) & mask;
+	return j;
+}
+
+static bool u64map_get(const struct u64map *m, uint64_t key, uint64_t *val)
+{
+	size_t j;
+
+	if (!m->cap)
+		return false;
+	j = u64map_slot(m, key);
+	if (!m->keys[j])
+		return false;
+	*val = m->vals[j];
+	return true;
+}
+
+/* The value slot of key, inserted as 0 when missing. */
+static uint64_t *u64map_ref(struct u64map *m, uint64_t key)
+{
+	struct u64map big = { 0 };
+	size_t i, j;
+
+	if ((m->n + 1) * 4 > m->cap * 3) {
+		big.cap = m->cap ? m->cap * 2 : 256;
+		big.keys = calloc(big.cap, sizeof(*big.keys));
+		big.vals = calloc(big.cap, sizeof(*big.vals));
+		if (!big.keys || !big.vals) {
+			free(big.keys);
+			free(big.vals);
+			return NULL;
+		}
+		for (i = 0; i < m->cap; i++) {
+			if (!m->keys[i])
+				continue;
+			j = u64map_slot(&big, m->keys[i]);
+			big.keys[j] = m->keys[i];
+			big.vals[j] = m->vals[i];
+		}
+		big.n = m->n;
+		free(m->keys);
+		free(m->vals);
+		*m = big;
+	}
+	j = u64map_slot(m, key);
+	if (!m->keys[j]) {
+		m->keys[j] = key;
+		m->vals[j] = 0;
+		m->n++;
+	}
+	return &m->vals[j];
+}
+
+static void u64map_release(struct u64map *m)
+{
+	free(m->keys);
+	free(m->vals);
+	m->keys = NULL;
+	m->vals = NULL;
+	m->cap = m->n = 0;
+}
+
+/* Empty the map, keeping its memory. */
+static void u64map_clear(struct u64map *m)
+{
+	if (m->cap)
+		memset(m->keys, 0, m->cap * sizeof(*m->keys));
+	m->n = 0;
 }
 
 /* ---- caches ---- */
@@ -533,6 +762,7 @@ static void caches_reset(struct store *s)
 		s->cache_resets++;
 	cache_release(&s->frames);
 	cache_release(&s->stacks);
+	u64map_clear(&s->queued);
 }
 
 static void txn_rollback(struct store *s)
@@ -562,6 +792,7 @@ static int txn_begin_write(struct store *s)
 		caches_reset(s);
 		s->data_version = v;
 	}
+	s->txn_built = s->txn_deleted = 0;
 	return 0;
 }
 
@@ -570,9 +801,13 @@ static int txn_commit(struct store *s)
 {
 	int err = step_done(s, ST_COMMIT);
 
-	if (err)
+	if (err) {
 		txn_rollback(s);
-	return err;
+		return err;
+	}
+	s->rollups_built += s->txn_built;
+	s->rollups_deleted += s->txn_deleted;
+	return 0;
 }
 
 /* ---- counts blobs ---- */
@@ -722,9 +957,13 @@ static int counts_decode(const unsigned char *b, size_t len, struct tvec *t, uin
 	return 0;
 }
 
-/* Append the pairs of counts row cid to t and check them against the row's total and nstacks. */
+/*
+ * Append the pairs of counts row cid to t and check them against the row's total and nstacks.
+ * -EIO when they disagree, are malformed or missing (then *bad, when bad is not NULL, becomes
+ * true: an SQLite failure leaves it alone).
+ */
 static int counts_load(struct store *s, int64_t cid, int64_t want_total, int64_t want_n,
-		       struct tvec *t)
+		       struct tvec *t, bool *bad)
 {
 	sqlite3_stmt *get = s->stmt[ST_COUNTS_GET];
 	uint64_t n = 0, sum = 0;
@@ -749,6 +988,8 @@ static int counts_load(struct store *s, int64_t cid, int64_t want_total, int64_t
 		err = db_fail(s, rc, stmt_sql[ST_COUNTS_GET]);
 	}
 	stmt_done(get);
+	if (err == -EIO && bad && (rc == SQLITE_ROW || rc == SQLITE_DONE))
+		*bad = true;
 	return err;
 }
 
@@ -788,7 +1029,7 @@ static int row_add(struct store *s, int64_t series, int64_t bucket, int64_t widt
 	if (have < 0)
 		return have;
 	if (have) {
-		err = counts_load(s, row[2], row[0], row[1], t);
+		err = counts_load(s, row[2], row[0], row[1], t, NULL);
 		if (!err)
 			err = tvec_normalize(t, &sum);
 		if (err)
@@ -821,6 +1062,266 @@ static int row_delete(struct store *s, int64_t series, int64_t bucket, int64_t w
 	int err = RUN(s, ST_ROW_DEL, series, bucket, width);
 
 	return err ? err : RUN(s, ST_COUNTS_DEL, cid);
+}
+
+static int meta_add(struct store *s, const char *key, int64_t v)
+{
+	sqlite3_stmt *stmt = s->stmt[ST_META_ADD];
+	int rc = sqlite3_bind_text(stmt, 1, key, -1, SQLITE_STATIC);
+
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(stmt, 2, v);
+	if (rc != SQLITE_OK) {
+		stmt_done(stmt);
+		return db_fail(s, rc, "bind meta");
+	}
+	return step_done(s, ST_META_ADD);
+}
+
+/* ---- hour rollups: upkeep ---- */
+
+/* The start of the hour of t. */
+static int64_t hour_of(int64_t t)
+{
+	return floor_to(t, ROLLUP_S);
+}
+
+/* The rollup counters in meta (what store__stats reports without a scan). */
+static int rollup_meta(struct store *s, int64_t rows, int64_t entries, int64_t bytes)
+{
+	int err = rows ? meta_add(s, "rollups", rows) : 0;
+
+	if (!err && entries)
+		err = meta_add(s, "rollup_entries", entries);
+	if (!err && bytes)
+		err = meta_add(s, "rollup_bytes", bytes);
+	return err;
+}
+
+/* A rollup's per-minute totals as ROLLUP_MINUTES varints; buf holds ROLLUP_MINUTES * 10 bytes. */
+static size_t minutes_encode(const uint64_t *min, unsigned char *buf)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < ROLLUP_MINUTES; i++)
+		n += uvarint_put(buf + n, min[i]);
+	return n;
+}
+
+/* Exactly ROLLUP_MINUTES varints, else -EIO. */
+static int minutes_decode(const unsigned char *b, size_t len, uint64_t *min)
+{
+	const unsigned char *p = b, *end = b ? b + len : b;
+	size_t i;
+
+	for (i = 0; i < ROLLUP_MINUTES; i++) {
+		if (!uvarint_get(&p, end, &min[i]) || min[i] > INT64_MAX)
+			break;
+	}
+	if (i < ROLLUP_MINUTES || p != end) {
+		log_warn("store: malformed rollup minutes");
+		return -EIO;
+	}
+	return 0;
+}
+
+/* Inside a write transaction: delete the rollup of (series, hour), if any, and its counts. */
+static int rollup_delete(struct store *s, int64_t series, int64_t hour)
+{
+	int64_t v[3] = { 0, 0, 0 }; /* counts_id, nstacks, bytes */
+	int r = GET(s, ST_ROLLUP_GET, v, 3, series, hour);
+
+	if (r <= 0)
+		return r;
+	r = RUN(s, ST_ROLLUP_DEL, series, hour);
+	if (!r)
+		r = RUN(s, ST_COUNTS_DEL, v[0]);
+	if (!r)
+		r = rollup_meta(s, -1, -v[1], -v[2]);
+	if (!r)
+		s->txn_deleted++;
+	return r;
+}
+
+/*
+ * Inside a write transaction that changes (or just changed) the rows finer than an hour of
+ * (series, hour): delete the hour's rollup, which would no longer be exact, and queue the hour
+ * so that compaction builds it again from the rows.
+ */
+static int rollup_touch(struct store *s, int64_t series, int64_t hour)
+{
+	uint64_t v, *slot;
+	int err;
+
+	if (u64map_get(&s->queued, (uint64_t)series, &v) && (int64_t)v == hour)
+		return 0;
+	err = rollup_delete(s, series, hour);
+	if (!err)
+		err = RUN(s, ST_TODO_PUT, hour, series);
+	if (err)
+		return err;
+	slot = u64map_ref(&s->queued, (uint64_t)series);
+	if (slot) /* a hint: without memory the next touch looks again */
+		*slot = (uint64_t)hour;
+	return 0;
+}
+
+/*
+ * Inside a write transaction: a row of total samples moves inside the hour, from bucket from to
+ * bucket to of another minute. The rollup's pairs stay right; its per-minute totals follow.
+ */
+static int rollup_shift(struct store *s, int64_t series, int64_t hour, int64_t from, int64_t to,
+			int64_t total)
+{
+	sqlite3_stmt *get = s->stmt[ST_ROLLUP_MINUTES], *set = s->stmt[ST_ROLLUP_SETMIN];
+	unsigned char buf[ROLLUP_MINUTES * 10];
+	uint64_t min[ROLLUP_MINUTES], v;
+	size_t mf = (size_t)((from - hour) / 60), mt = (size_t)((to - hour) / 60), len, old = 0;
+	int rc, err;
+
+	if (u64map_get(&s->queued, (uint64_t)series, &v) && (int64_t)v == hour)
+		return 0; /* no rollup */
+	err = bind_i64(s, ST_ROLLUP_MINUTES, (const int64_t[]){ series, hour }, 2);
+	if (err)
+		return err;
+	rc = sqlite3_step(get);
+	if (rc == SQLITE_ROW) {
+		old = (size_t)sqlite3_column_bytes(get, 0);
+		err = minutes_decode(sqlite3_column_blob(get, 0), old, min);
+		if (!err && (total < 0 || min[mf] < (uint64_t)total ||
+			     min[mt] > (uint64_t)INT64_MAX - (uint64_t)total)) {
+			log_warn("store: rollup minutes disagree with their rows");
+			err = -EIO;
+		}
+	} else if (rc != SQLITE_DONE) {
+		err = db_fail(s, rc, stmt_sql[ST_ROLLUP_MINUTES]);
+	}
+	stmt_done(get);
+	if (err || rc != SQLITE_ROW)
+		return err;
+	min[mf] -= (uint64_t)total;
+	min[mt] += (uint64_t)total;
+	len = minutes_encode(min, buf);
+	err = bind_i64(s, ST_ROLLUP_SETMIN, (const int64_t[]){ series, hour }, 2);
+	if (err)
+		return err;
+	rc = sqlite3_bind_blob(set, 3, buf, (int)len, SQLITE_STATIC);
+	if (rc != SQLITE_OK) {
+		stmt_done(set);
+		return db_fail(s, rc, "bind minutes");
+	}
+	err = step_done(s, ST_ROLLUP_SETMIN);
+	return err ? err : rollup_meta(s, 0, 0, (int64_t)len - (int64_t)old);
+}
+
+/*
+ * Inside a write transaction: build the rollup of (series, hour), which has none, from the rows
+ * finer than an hour that start in the hour. *pairs: the (stack, count) pairs read. An hour with
+ * fewer than two such rows gets no rollup (it would only copy the row). -EIO with *bad set when
+ * a row is malformed: then nothing was written.
+ */
+static int rollup_build(struct store *s, int64_t series, int64_t hour, size_t *pairs, bool *bad)
+{
+	sqlite3_stmt *q = s->stmt[ST_HOUR_ROWS];
+	uint64_t min[ROLLUP_MINUTES] = { 0 }, total = 0, sum = 0, *slot;
+	unsigned char mbuf[ROLLUP_MINUTES * 10];
+	int64_t cid, bucket, rtotal, rn;
+	size_t i, nrows = 0, len, mlen;
+	int rc, err;
+
+	*pairs = 0;
+	u64map_clear(&s->acc);
+	err = bind_i64(s, ST_HOUR_ROWS, (const int64_t[]){ series, hour, hour + ROLLUP_S }, 3);
+	if (err)
+		return err;
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		cid = sqlite3_column_int64(q, 0);
+		bucket = sqlite3_column_int64(q, 1);
+		rtotal = sqlite3_column_int64(q, 2);
+		rn = sqlite3_column_int64(q, 3);
+		if (rtotal < 0 || rn < 0 || (uint64_t)rtotal > (uint64_t)INT64_MAX - total) {
+			log_warn("store: malformed samples row");
+			*bad = true;
+			err = -EIO;
+			break;
+		}
+		s->tv.n = 0;
+		err = counts_load(s, cid, rtotal, rn, &s->tv, bad);
+		for (i = 0; !err && i < s->tv.n; i++) {
+			slot = u64map_ref(&s->acc, (uint64_t)s->tv.v[i].stack);
+			if (!slot)
+				err = -ENOMEM;
+			else
+				*slot += s->tv.v[i].count; /* <= total <= INT64_MAX */
+		}
+		if (err)
+			break;
+		min[(bucket - hour) / 60] += (uint64_t)rtotal;
+		total += (uint64_t)rtotal;
+		*pairs += (size_t)rn;
+		nrows++;
+	}
+	if (!err && rc != SQLITE_ROW && rc != SQLITE_DONE)
+		err = db_fail(s, rc, stmt_sql[ST_HOUR_ROWS]);
+	stmt_done(q);
+	if (err || nrows < 2)
+		return err;
+	s->tv.n = 0;
+	for (i = 0; !err && i < s->acc.cap; i++) {
+		if (s->acc.keys[i])
+			err = tvec_push(&s->tv, (int64_t)s->acc.keys[i], s->acc.vals[i]);
+	}
+	if (!err)
+		err = tvec_normalize(&s->tv, &sum);
+	if ((!err && sum != total) || err == -EOVERFLOW) {
+		*bad = true; /* cannot be when every row agrees with its counts */
+		err = -EIO;
+	}
+	if (!err)
+		err = counts_encode(s, &s->tv, &len);
+	if (!err)
+		err = run_blob(s, ST_COUNTS_PUT, 1, len);
+	if (err)
+		return err;
+	cid = sqlite3_last_insert_rowid(s->db);
+	mlen = minutes_encode(min, mbuf);
+	err = bind_i64(s, ST_ROLLUP_PUT,
+		       (const int64_t[]){ series, hour, (int64_t)total, (int64_t)s->tv.n, cid }, 5);
+	if (err)
+		return err;
+	rc = sqlite3_bind_blob(s->stmt[ST_ROLLUP_PUT], 6, mbuf, (int)mlen, SQLITE_STATIC);
+	if (rc != SQLITE_OK) {
+		stmt_done(s->stmt[ST_ROLLUP_PUT]);
+		return db_fail(s, rc, "bind minutes");
+	}
+	err = step_done(s, ST_ROLLUP_PUT);
+	if (!err)
+		err = rollup_meta(s, 1, (int64_t)s->tv.n, (int64_t)(len + mlen));
+	if (!err)
+		s->txn_built++;
+	return err;
+}
+
+/* Inside a write transaction: the rollups' side of moving row r of width w to width w2. */
+static int rollup_moved(struct store *s, const struct agerow *r, int64_t w, int64_t w2)
+{
+	int64_t h = hour_of(r->bucket), h2 = hour_of(r->target);
+	int err;
+
+	if (w >= ROLLUP_S)
+		return 0;
+	/* Into the hour-wide tier or beyond: the rollup would only duplicate the new row. */
+	if (w2 >= ROLLUP_S)
+		return rollup_touch(s, r->series, h);
+	/* Into another hour (a width that does not divide an hour): both hours change. */
+	if (h2 != h) {
+		err = rollup_touch(s, r->series, h);
+		return err ? err : rollup_touch(s, r->series, h2);
+	}
+	/* Within the hour the pairs stay; only a move into another minute changes the minutes. */
+	if ((r->bucket - h) / 60 != (r->target - h) / 60)
+		return rollup_shift(s, r->series, h, r->bucket, r->target, r->total);
+	return 0;
 }
 
 /* ---- label matching, files, schema ---- */
@@ -1102,10 +1603,15 @@ static int schema_setup(struct store *s, char *errbuf, size_t errlen)
 	}
 	if (version == STORE_SCHEMA_VERSION)
 		return exec_sql(s, "COMMIT");
-	if (version == 0)
+	if (version == 0) {
 		err = exec_sql(s, schema_sql);
-	else
-		err = upgrade_v1(s);
+	} else {
+		/* 1 -> 2 -> 3; the rollups are built later, by compaction. */
+		if (version == 1)
+			err = upgrade_v1(s);
+		if (!err)
+			err = exec_sql(s, ROLLUPS_DEF ROLLUPS_QUEUE_ALL);
+	}
 	if (err)
 		goto fail;
 	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", STORE_SCHEMA_VERSION);
@@ -1115,9 +1621,9 @@ static int schema_setup(struct store *s, char *errbuf, size_t errlen)
 	err = exec_sql(s, "COMMIT");
 	if (err)
 		goto fail;
-	if (version == 1)
-		log_info("store: converted the database to schema version %d",
-			 STORE_SCHEMA_VERSION);
+	if (version)
+		log_info("store: converted the database from schema version %lld to %d",
+			 (long long)version, STORE_SCHEMA_VERSION);
 	return 0;
 fail:
 	if (!sqlite3_get_autocommit(s->db))
@@ -1167,6 +1673,7 @@ struct store *store__open(const char *dir, char *err, size_t errlen)
 	s->stacks.max_entries = STACK_CACHE_ENTRIES;
 	s->stacks.max_bytes = STACK_CACHE_BYTES;
 	s->data_version = -1;
+	s->use_rollups = true;
 	rc = sqlite3_open_v2(s->path, &s->db,
 			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
 			     NULL);
@@ -1259,6 +1766,8 @@ void store__free(struct store *s)
 	free(s->ids);
 	free(s->tv.v);
 	free(s->rows.v);
+	u64map_release(&s->acc);
+	u64map_release(&s->queued);
 	free(s);
 }
 
@@ -1506,8 +2015,11 @@ int store__ingest(struct store *s, const char *app, const char *labels, int64_t 
 		err = stacks__foreach(st, ingest_stack, &c);
 	if (!err)
 		err = tvec_normalize(&s->tv, &sum);
-	if (!err && s->tv.n)
+	if (!err && s->tv.n) {
 		err = row_add(s, c.series_id, c.bucket, STORE_BUCKET_S, &s->tv, sum);
+		if (!err)
+			err = rollup_touch(s, c.series_id, hour_of(c.bucket));
+	}
 	if (!err) {
 		err = RUN(s, ST_SERIES_ADD, c.series_id, (int64_t)total);
 		if (!err && sqlite3_changes(s->db) == 0)
@@ -1524,78 +2036,6 @@ cleanup:
 }
 
 /* ---- reading ---- */
-
-/* uint64 key (never 0) -> uint64 value, open addressing; key 0 marks an empty slot. */
-struct u64map {
-	uint64_t *keys;
-	uint64_t *vals;
-	size_t cap; /* power of two */
-	size_t n;
-};
-
-static size_t u64map_slot(const struct u64map *m, uint64_t key)
-{
-	size_t mask = m->cap - 1, j = (size_t)((key * 0x9e3779b97f4a7c15ULL) >> 32) & mask;
-
-	while (m->keys[j] && m->keys[j] != key)
-		j = (j + 1) & mask;
-	return j;
-}
-
-static bool u64map_get(const struct u64map *m, uint64_t key, uint64_t *val)
-{
-	size_t j;
-
-	if (!m->cap)
-		return false;
-	j = u64map_slot(m, key);
-	if (!m->keys[j])
-		return false;
-	*val = m->vals[j];
-	return true;
-}
-
-/* The value slot of key, inserted as 0 when missing. */
-static uint64_t *u64map_ref(struct u64map *m, uint64_t key)
-{
-	struct u64map big = { 0 };
-	size_t i, j;
-
-	if ((m->n + 1) * 4 > m->cap * 3) {
-		big.cap = m->cap ? m->cap * 2 : 256;
-		big.keys = calloc(big.cap, sizeof(*big.keys));
-		big.vals = calloc(big.cap, sizeof(*big.vals));
-		if (!big.keys || !big.vals) {
-			free(big.keys);
-			free(big.vals);
-			return NULL;
-		}
-		for (i = 0; i < m->cap; i++) {
-			if (!m->keys[i])
-				continue;
-			j = u64map_slot(&big, m->keys[i]);
-			big.keys[j] = m->keys[i];
-			big.vals[j] = m->vals[i];
-		}
-		big.n = m->n;
-		free(m->keys);
-		free(m->vals);
-		*m = big;
-	}
-	j = u64map_slot(m, key);
-	if (!m->keys[j]) {
-		m->keys[j] = key;
-		m->vals[j] = 0;
-		m->n++;
-	}
-	return &m->vals[j];
-}
-
-static void u64map_release(struct u64map *m)
-{
-	free(m->keys);
-	free(m->vals);
-}
 
 /* Bind the selection parameters ?1..?4 shared by query and timeline. */
 static int bind_selection(struct store *s, sqlite3_stmt *stmt, const char *app,
@@ -1704,36 +2144,349 @@ cleanup:
 	return err;
 }
 
-/* Sum the counts blobs of the selection per stack into map. */
-static int query_sum(struct store *s, struct u64map *map)
-{
-	sqlite3_stmt *q = s->stmt[ST_QUERY];
-	uint64_t n, sum, *slot;
-	size_t i;
-	int rc, err;
+/*
+ * stack -> count while a query adds blobs up: an array over the stack ids [lo, lo + n) (what the
+ * stacks table spans, when that is not too many), with the ids that have a count listed in
+ * order of appearance; ids outside it (a malformed blob) go to a hash map.
+ */
+struct sums {
+	uint64_t *dense;
+	int64_t lo;
+	size_t n;
+	uint32_t *seen; /* offsets into dense with a count */
+	size_t nseen;
+	size_t seen_cap;
+	struct u64map map;
+};
 
-	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-		s->tv.n = 0;
-		err = counts_decode(sqlite3_column_blob(q, 0), (size_t)sqlite3_column_bytes(q, 0),
-				    &s->tv, &n, &sum);
-		if (err)
-			return err;
-		for (i = 0; i < s->tv.n; i++) {
-			slot = u64map_ref(map, (uint64_t)s->tv.v[i].stack);
+static void sums_release(struct sums *m)
+{
+	free(m->dense);
+	free(m->seen);
+	u64map_release(&m->map);
+}
+
+/* Size the array for the stack ids in the database (inside the read transaction). */
+static int sums_init(struct store *s, struct sums *m)
+{
+	int64_t v[2] = { 0, -1 };
+	int r = GET(s, ST_STACK_RANGE, v, 2);
+
+	memset(m, 0, sizeof(*m));
+	if (r <= 0 || v[1] < v[0] || v[1] - v[0] >= DENSE_MAX_IDS)
+		return r < 0 ? r : 0;
+	m->lo = v[0];
+	m->n = (size_t)(v[1] - v[0] + 1);
+	m->dense = calloc(m->n, sizeof(*m->dense));
+	if (!m->dense)
+		m->n = 0; /* the map does it, slower */
+	return 0;
+}
+
+/*
+ * Add the pairs of the counts blob b[0..len) to m. -EIO for a malformed blob (as counts_decode),
+ * -EOVERFLOW when a sum would pass UINT64_MAX, -ENOMEM.
+ */
+static int blob_sum(const unsigned char *b, size_t len, struct sums *m)
+{
+	const unsigned char *p = b, *end = b ? b + len : b; /* SQLite gives NULL for x'' */
+	uint64_t delta, count, total = 0, *slot, off;
+	uint32_t *seen;
+	int64_t stack = 0;
+
+	while (p < end) {
+		/* Most deltas and many counts take one byte. */
+		if (*p < 0x80)
+			delta = *p++;
+		else if (!uvarint_get(&p, end, &delta))
+			goto bad;
+		if (p < end && *p < 0x80)
+			count = *p++;
+		else if (!uvarint_get(&p, end, &count))
+			goto bad;
+		if (!delta || !count || delta > (uint64_t)(INT64_MAX - stack) ||
+		    count > (uint64_t)INT64_MAX - total)
+			goto bad;
+		stack += (int64_t)delta;
+		total += count;
+		off = (uint64_t)stack - (uint64_t)m->lo;
+		if (off < m->n) {
+			slot = &m->dense[off];
+			if (!*slot) {
+				seen = grow(m->seen, &m->seen_cap, m->nseen + 1, sizeof(*seen));
+				if (!seen)
+					return -ENOMEM;
+				m->seen = seen;
+				m->seen[m->nseen++] = (uint32_t)off;
+			}
+		} else {
+			slot = u64map_ref(&m->map, (uint64_t)stack);
 			if (!slot)
 				return -ENOMEM;
-			if (*slot > UINT64_MAX - s->tv.v[i].count)
-				return -EOVERFLOW;
-			*slot += s->tv.v[i].count;
 		}
+		if (*slot > UINT64_MAX - count)
+			return -EOVERFLOW;
+		*slot += count;
 	}
-	return rc == SQLITE_DONE ? 0 : db_fail(s, rc, "query samples");
+	return 0;
+bad:
+	log_warn("store: malformed counts blob");
+	return -EIO;
+}
+
+/* One point of a timeline: the samples of [t, t + width). width 0 marks an empty slot. */
+struct point {
+	int64_t t;
+	int64_t width;
+	uint64_t count;
+};
+
+/* (t, width) -> count, open addressing. */
+struct pmap {
+	struct point *v;
+	size_t cap; /* power of two, or 0 */
+	size_t n;
+	size_t last; /* the slot added to last: rows come in runs of one point */
+};
+
+static size_t pmap_slot(const struct point *v, size_t cap, int64_t t, int64_t width)
+{
+	uint64_t h =
+		((uint64_t)t * 0x9e3779b97f4a7c15ULL) ^ ((uint64_t)width * 0xc2b2ae3d27d4eb4fULL);
+	size_t mask = cap - 1, j = (size_t)(h >> 29) & mask;
+
+	while (v[j].width && (v[j].t != t || v[j].width != width))
+		j = (j + 1) & mask;
+	return j;
+}
+
+static int pmap_add(struct pmap *m, int64_t t, int64_t width, uint64_t count)
+{
+	struct point *big;
+	size_t i, j, cap;
+
+	if (!m->cap || m->v[m->last].t != t || m->v[m->last].width != width) {
+		if ((m->n + 1) * 4 > m->cap * 3) {
+			cap = m->cap ? m->cap * 2 : 256;
+			big = calloc(cap, sizeof(*big));
+			if (!big)
+				return -ENOMEM;
+			for (i = 0; i < m->cap; i++) {
+				if (m->v[i].width)
+					big[pmap_slot(big, cap, m->v[i].t, m->v[i].width)] =
+						m->v[i];
+			}
+			free(m->v);
+			m->v = big;
+			m->cap = cap;
+		}
+		j = pmap_slot(m->v, m->cap, t, width);
+		if (!m->v[j].width) {
+			m->v[j].t = t;
+			m->v[j].width = width;
+			m->n++;
+		}
+		m->last = j;
+	}
+	if (m->v[m->last].count > UINT64_MAX - count)
+		return -EOVERFLOW;
+	m->v[m->last].count += count;
+	return 0;
+}
+
+static int point_cmp(const void *a, const void *b)
+{
+	const struct point *x = a, *y = b;
+
+	if (x->t != y->t)
+		return x->t < y->t ? -1 : 1;
+	return (x->width > y->width) - (x->width < y->width);
+}
+
+/* What a walk over a selection adds up: stacks' counts (a query) or points (a timeline). */
+struct walk {
+	struct sums *sums;   /* query */
+	struct pmap *points; /* timeline */
+	int64_t step;
+};
+
+/* The point a bucket of this start and width goes to (store__timeline_step). */
+static int walk_point(struct walk *w, int64_t bucket, int64_t width, uint64_t count)
+{
+	if (width <= w->step)
+		return pmap_add(w->points, floor_to(bucket, w->step), w->step, count);
+	return pmap_add(w->points, bucket, width, count);
+}
+
+/*
+ * Step statement id (bound by the caller) to its end and reset it. Each row is a counts blob
+ * (column 0) for a query, or (bucket, width, total) for a timeline.
+ */
+static int walk_stmt(struct store *s, enum stmt_id id, struct walk *w)
+{
+	sqlite3_stmt *q = s->stmt[id];
+	int64_t total;
+	int rc, err = 0;
+
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		if (w->sums) {
+			err = blob_sum(sqlite3_column_blob(q, 0),
+				       (size_t)sqlite3_column_bytes(q, 0), w->sums);
+		} else {
+			total = sqlite3_column_int64(q, 2);
+			err = total < 0 ? -EIO
+					: walk_point(w, sqlite3_column_int64(q, 0),
+						     sqlite3_column_int64(q, 1), (uint64_t)total);
+		}
+		if (err)
+			break;
+	}
+	if (!err && rc != SQLITE_ROW && rc != SQLITE_DONE)
+		err = db_fail(s, rc, stmt_sql[id]);
+	stmt_done(q);
+	return err;
+}
+
+/* The rows finer than an hour of series sid that start in [from, until). */
+static int walk_gap(struct store *s, int64_t sid, int64_t from, int64_t until, struct walk *w)
+{
+	enum stmt_id id = w->sums ? ST_GAP_DATA : ST_GAP_TOTALS;
+	int err;
+
+	if (from >= until)
+		return 0;
+	err = bind_i64(s, id, (const int64_t[]){ sid, from, until }, 3);
+	return err ? err : walk_stmt(s, id, w);
+}
+
+/* The rollup of the hour starting at hour, column 1 of q: its counts blob or its minutes. */
+static int walk_rollup(struct walk *w, int64_t hour, sqlite3_stmt *q)
+{
+	const void *b = sqlite3_column_blob(q, 1);
+	size_t len = (size_t)sqlite3_column_bytes(q, 1), i;
+	uint64_t min[ROLLUP_MINUTES];
+	int err;
+
+	if (w->sums)
+		return blob_sum(b, len, w->sums);
+	err = minutes_decode(b, len, min);
+	for (i = 0; !err && i < ROLLUP_MINUTES; i++) {
+		/* Every row in the rollup is at most step wide (timeline_use_rollups). */
+		if (min[i])
+			err = pmap_add(w->points, floor_to(hour + (int64_t)i * 60, w->step),
+				       w->step, min[i]);
+	}
+	return err;
+}
+
+/* Bind ?1 app and ?2 labels_match of statement stmt. */
+static int bind_app(struct store *s, sqlite3_stmt *stmt, const char *app, const char *labels_match)
+{
+	int rc = sqlite3_bind_text(stmt, 1, app, -1, SQLITE_STATIC);
+
+	if (rc == SQLITE_OK)
+		rc = labels_match ? sqlite3_bind_text(stmt, 2, labels_match, -1, SQLITE_STATIC)
+				  : sqlite3_bind_null(stmt, 2);
+	return rc == SQLITE_OK ? 0 : db_fail(s, rc, "bind selection");
+}
+
+/* The starts of the whole hours inside [from, until) are [*lo, *hi] (empty when *lo > *hi). */
+static void whole_hours(int64_t from, int64_t until, int64_t *lo, int64_t *hi)
+{
+	int64_t h = floor_to(from, ROLLUP_S);
+
+	if (h < from)
+		h = h > INT64_MAX - ROLLUP_S ? INT64_MAX : h + ROLLUP_S;
+	*lo = h;
+	*hi = sat_sub(until, ROLLUP_S);
+}
+
+/*
+ * The selection (as store__query's) through the rollups: per series, the rollup of every whole
+ * hour inside [from, until) that has one, and the rows finer than an hour everywhere else; then
+ * the rows an hour wide or wider, which no rollup holds.
+ */
+static int walk_rollups(struct store *s, const char *app, const char *labels_match, int64_t from,
+			int64_t until, struct walk *w)
+{
+	enum stmt_id rid = w->sums ? ST_ROLLUPS_DATA : ST_ROLLUPS_MINUTES;
+	enum stmt_id wid = w->sums ? ST_WIDE_DATA : ST_WIDE_TOTALS;
+	sqlite3_stmt *ser = s->stmt[ST_SEL_SERIES], *ru = s->stmt[rid];
+	int64_t lo, hi, sid, cur, hour, width = ROLLUP_S - 1;
+	int rc, r, err;
+
+	whole_hours(from, until, &lo, &hi);
+	err = bind_app(s, ser, app, labels_match);
+	if (err)
+		return err;
+	while ((rc = sqlite3_step(ser)) == SQLITE_ROW) {
+		sid = sqlite3_column_int64(ser, 0);
+		cur = from;
+		if (lo <= hi) {
+			err = bind_i64(s, rid, (const int64_t[]){ sid, lo, hi }, 3);
+			if (err)
+				break;
+			while ((r = sqlite3_step(ru)) == SQLITE_ROW) {
+				hour = sqlite3_column_int64(ru, 0);
+				err = walk_gap(s, sid, cur, hour, w);
+				if (!err)
+					err = walk_rollup(w, hour, ru);
+				if (err)
+					break;
+				cur = hour + ROLLUP_S;
+			}
+			if (!err && r != SQLITE_ROW && r != SQLITE_DONE)
+				err = db_fail(s, r, stmt_sql[rid]);
+			stmt_done(ru);
+		}
+		if (!err)
+			err = walk_gap(s, sid, cur, until, w);
+		if (err)
+			break;
+	}
+	if (!err && rc != SQLITE_ROW && rc != SQLITE_DONE)
+		err = db_fail(s, rc, stmt_sql[ST_SEL_SERIES]);
+	stmt_done(ser);
+	while (!err && (r = GET(s, ST_WIDTH_NEXT, &width, 1, width)) != 0) {
+		if (r < 0)
+			return r;
+		err = bind_selection(s, s->stmt[wid], app, labels_match, from, until);
+		if (!err && (rc = sqlite3_bind_int64(s->stmt[wid], 5, width)) != SQLITE_OK)
+			err = db_fail(s, rc, "bind width");
+		if (!err)
+			err = walk_stmt(s, wid, w);
+		else
+			stmt_done(s->stmt[wid]);
+	}
+	return err;
+}
+
+/* The whole selection row by row, through statement id (ST_QUERY or ST_TL_ROWS). */
+static int walk_rows(struct store *s, enum stmt_id id, const char *app, const char *labels_match,
+		     int64_t from, int64_t until, struct walk *w)
+{
+	int err = bind_selection(s, s->stmt[id], app, labels_match, from, until);
+
+	return err ? err : walk_stmt(s, id, w);
+}
+
+/* End a read transaction: COMMIT when err is 0, else roll back. Returns err or COMMIT's error. */
+static int read_end(struct store *s, int err)
+{
+	if (!err)
+		err = step_done(s, ST_COMMIT);
+	if (err && !sqlite3_get_autocommit(s->db) && step_done(s, ST_ROLLBACK))
+		log_warn("store: rollback failed");
+	return err;
 }
 
 int store__query(struct store *s, const char *app, const char *labels_match, int64_t from_s,
 		 int64_t until_s, struct stacks *out)
 {
-	struct u64map sums = { 0 }, fmap = { 0 };
+	struct u64map fmap = { 0 };
+	struct sums sums = { 0 };
+	struct walk w = { .sums = &sums };
+	int64_t lo, hi;
 	size_t i;
 	int err;
 
@@ -1742,19 +2495,20 @@ int store__query(struct store *s, const char *app, const char *labels_match, int
 	err = step_done(s, ST_BEGIN_READ);
 	if (err)
 		return err;
-	err = bind_selection(s, s->stmt[ST_QUERY], app, labels_match, from_s, until_s);
-	if (!err)
-		err = query_sum(s, &sums);
-	stmt_done(s->stmt[ST_QUERY]);
-	for (i = 0; !err && i < sums.cap; i++) {
-		if (sums.keys[i])
-			err = stack_out(s, &fmap, (int64_t)sums.keys[i], sums.vals[i], out);
+	err = sums_init(s, &sums);
+	whole_hours(from_s, until_s, &lo, &hi);
+	if (!err && s->use_rollups && lo <= hi)
+		err = walk_rollups(s, app, labels_match, from_s, until_s, &w);
+	else if (!err)
+		err = walk_rows(s, ST_QUERY, app, labels_match, from_s, until_s, &w);
+	for (i = 0; !err && i < sums.nseen; i++)
+		err = stack_out(s, &fmap, sums.lo + sums.seen[i], sums.dense[sums.seen[i]], out);
+	for (i = 0; !err && i < sums.map.cap; i++) {
+		if (sums.map.keys[i])
+			err = stack_out(s, &fmap, (int64_t)sums.map.keys[i], sums.map.vals[i], out);
 	}
-	if (!err)
-		err = step_done(s, ST_COMMIT);
-	if (err && !sqlite3_get_autocommit(s->db) && step_done(s, ST_ROLLBACK))
-		log_warn("store: rollback failed");
-	u64map_release(&sums);
+	err = read_end(s, err);
+	sums_release(&sums);
 	u64map_release(&fmap);
 	s->tv.n = 0;
 	return err;
@@ -1832,6 +2586,73 @@ int store__timeline2(struct store *s, const char *app, const char *labels_match,
 	if (!fn)
 		return -EINVAL;
 	return timeline(s, app, labels_match, from_s, until_s, NULL, fn, arg);
+}
+
+/*
+ * Can a timeline of this step read the rollups' per-minute totals? Only when the step is whole
+ * minutes and every width finer than an hour in the database is at most step: then every row a
+ * rollup holds is one whole point of the step, the point of its minute.
+ */
+static int timeline_use_rollups(struct store *s, int64_t step, bool *use)
+{
+	int64_t w = INT64_MIN;
+	int r;
+
+	*use = false;
+	if (!s->use_rollups || step % 60)
+		return 0;
+	while ((r = GET(s, ST_WIDTH_NEXT, &w, 1, w)) == 1 && w < ROLLUP_S) {
+		if (w > step)
+			return 0;
+	}
+	if (r < 0)
+		return r;
+	*use = true;
+	return 0;
+}
+
+int store__timeline_step(struct store *s, const char *app, const char *labels_match, int64_t from_s,
+			 int64_t until_s, int64_t step_s, store_timeline2_fn fn, void *arg)
+{
+	struct pmap pm = { 0 };
+	struct walk w = { .points = &pm, .step = step_s };
+	int64_t lo, hi;
+	size_t i, n = 0;
+	bool use = false;
+	int err;
+
+	if (!s || !app || !fn || step_s < 1 || step_s > STORE_MAX_SPAN_S)
+		return -EINVAL;
+	err = step_done(s, ST_BEGIN_READ);
+	if (err)
+		return err;
+	whole_hours(from_s, until_s, &lo, &hi);
+	if (lo <= hi)
+		err = timeline_use_rollups(s, step_s, &use);
+	if (!err && use)
+		err = walk_rollups(s, app, labels_match, from_s, until_s, &w);
+	else if (!err)
+		err = walk_rows(s, ST_TL_ROWS, app, labels_match, from_s, until_s, &w);
+	err = read_end(s, err);
+	/* The points, in order, after the transaction: fn may take its time. */
+	for (i = 0; !err && i < pm.cap; i++) {
+		if (pm.v[i].width)
+			pm.v[n++] = pm.v[i];
+	}
+	if (!err && n > 1)
+		qsort(pm.v, n, sizeof(*pm.v), point_cmp);
+	for (i = 0; !err && i < n; i++)
+		err = fn(arg, pm.v[i].t, pm.v[i].width, pm.v[i].count);
+	free(pm.v);
+	return err;
+}
+
+int store__set_rollups(struct store *s, bool use)
+{
+	if (!s)
+		return -EINVAL;
+	s->use_rollups = use;
+	return 0;
 }
 
 /* ---- retention ---- */
@@ -1996,23 +2817,6 @@ int store__set_max_bytes(struct store *s, uint64_t max)
 
 /* ---- compaction ---- */
 
-static int64_t sat_sub(int64_t a, int64_t b)
-{
-	int64_t r;
-
-	if (__builtin_sub_overflow(a, b, &r))
-		return b > 0 ? INT64_MIN : INT64_MAX;
-	return r;
-}
-
-/* b rounded down to a multiple of w (w > 0), for any sign of b. */
-static int64_t floor_to(int64_t b, int64_t w)
-{
-	int64_t m = b % w;
-
-	return m < 0 ? b - m - w : b - m;
-}
-
 /* The tier rows of this width belong to: the last whose width is not larger. */
 static size_t tier_of(const struct store *s, int64_t width)
 {
@@ -2154,9 +2958,11 @@ static int move_step(struct store *s, int64_t w, int64_t cut, int64_t w2, size_t
 		     j++) {
 			const struct agerow *r = &rv->v[j];
 
-			err = counts_load(s, r->counts_id, r->total, r->nstacks, &s->tv);
+			err = counts_load(s, r->counts_id, r->total, r->nstacks, &s->tv, NULL);
 			if (!err)
 				err = row_delete(s, r->series, r->bucket, w, r->counts_id);
+			if (!err)
+				err = rollup_moved(s, r, w, w2);
 			total += r->total;
 			entries += r->nstacks;
 		}
@@ -2210,6 +3016,8 @@ static int drop_rows(struct store *s, int64_t w, int64_t lo, int64_t hi, size_t 
 		err = row_delete(s, r->series, r->bucket, w, r->counts_id);
 		if (!err)
 			err = RUN(s, ST_SERIES_SUB, r->series, r->total);
+		if (!err && w < ROLLUP_S)
+			err = rollup_touch(s, r->series, hour_of(r->bucket));
 		if (err)
 			break;
 		if (!d->rows || r->bucket < d->from)
@@ -2262,20 +3070,6 @@ static int expire_step(struct store *s, int64_t w, int64_t cut, size_t budget, s
 	s->expired_rows += d.rows;
 	s->expired_entries += d.entries;
 	return 0;
-}
-
-static int meta_add(struct store *s, const char *key, int64_t v)
-{
-	sqlite3_stmt *stmt = s->stmt[ST_META_ADD];
-	int rc = sqlite3_bind_text(stmt, 1, key, -1, SQLITE_STATIC);
-
-	if (rc == SQLITE_OK)
-		rc = sqlite3_bind_int64(stmt, 2, v);
-	if (rc != SQLITE_OK) {
-		stmt_done(stmt);
-		return db_fail(s, rc, "bind meta");
-	}
-	return step_done(s, ST_META_ADD);
 }
 
 /*
@@ -2351,6 +3145,119 @@ static int trim(struct store *s, size_t budget, size_t *used, bool *pending, str
 	}
 	*pending = s->trimming;
 	return 0;
+}
+
+/*
+ * Hours at or before this get no rollup: the rows of some tier finer than an hour are at most an
+ * hour from moving into another hour or a tier an hour wide or wider, or from expiring, and each
+ * such move deletes the rollup again. Tiers whose next width divides an hour keep their rows in
+ * their hour and do not count.
+ */
+static int64_t rollup_horizon(const struct store *s, int64_t now_s)
+{
+	int64_t h = INT64_MIN, cut, w2, keep = 0;
+	size_t k;
+
+	for (k = 0; k < s->ntiers && s->tiers[k].width_s < ROLLUP_S; k++) {
+		/* Rows reach tier k no younger than the keep of the tiers before. */
+		if (s->tiers[k].keep_s > keep)
+			keep = s->tiers[k].keep_s;
+		w2 = k + 1 < s->ntiers ? s->tiers[k + 1].width_s : 0;
+		if (w2 && w2 < ROLLUP_S && ROLLUP_S % w2 == 0)
+			continue;
+		cut = sat_sub(sat_sub(now_s, keep), s->tiers[k].width_s);
+		cut = sat_sub(cut, -ROLLUP_S);
+		if (cut > h)
+			h = cut;
+	}
+	return h;
+}
+
+struct todo {
+	int64_t hour;
+	int64_t series;
+};
+
+/*
+ * One transaction: drop the queued hours at or before the horizon, then take the others oldest
+ * first and build the rollups of those that are complete as of now_s and whose series has a
+ * bucket after them, up to ROLLUPS_PER_STEP rollups or budget pairs read (at least one rollup).
+ * The last condition keeps an hour that is being written, as in a backfill of past hours, from
+ * being rolled up again after every ingest; it leaves the last hour of a series that stopped
+ * without a rollup until the series sends again. *more: such hours may be left.
+ */
+static int rollup_step(struct store *s, int64_t now_s, size_t budget, size_t *used, bool *more)
+{
+	int64_t hmax = floor_to(sat_sub(now_s, ROLLUP_S + ROLLUP_DELAY_S), ROLLUP_S);
+	int64_t horizon = rollup_horizon(s, now_s), v[3], dropped = 0;
+	sqlite3_stmt *q = s->stmt[ST_TODO_NEXT];
+	struct todo todo[ROLLUP_TODO_BATCH];
+	size_t n = 0, i, pairs, built = 0;
+	bool taken = false, bad;
+	int rc = SQLITE_DONE, r, err;
+
+	*used = 0;
+	*more = false;
+	err = txn_begin_write(s);
+	if (err)
+		return err;
+	err = RUN(s, ST_TODO_DROP, horizon, ROLLUP_TODO_BATCH);
+	if (err)
+		goto end;
+	dropped = sqlite3_changes64(s->db);
+	*used += (size_t)dropped;
+	taken = dropped > 0;
+	if (dropped == ROLLUP_TODO_BATCH) {
+		*more = true;
+		goto end;
+	}
+	err = bind_i64(s, ST_TODO_NEXT, (const int64_t[]){ hmax, horizon, ROLLUP_TODO_BATCH }, 3);
+	if (err)
+		goto end;
+	while (n < ROLLUP_TODO_BATCH && (rc = sqlite3_step(q)) == SQLITE_ROW) {
+		todo[n].hour = sqlite3_column_int64(q, 0);
+		todo[n].series = sqlite3_column_int64(q, 1);
+		n++;
+	}
+	if (n < ROLLUP_TODO_BATCH && rc != SQLITE_DONE)
+		err = db_fail(s, rc, stmt_sql[ST_TODO_NEXT]);
+	stmt_done(q);
+	for (i = 0; !err && i < n; i++) {
+		if (built == ROLLUPS_PER_STEP || (built && *used >= budget))
+			break;
+		err = RUN(s, ST_TODO_DEL, todo[i].hour, todo[i].series);
+		if (err)
+			break;
+		taken = true;
+		(*used)++;
+		/* Queued by a version-2 upgrade or another build than ours: a rollup is exact. */
+		r = GET(s, ST_ROLLUP_GET, v, 3, todo[i].series, todo[i].hour);
+		if (r) {
+			err = r < 0 ? r : 0;
+			continue;
+		}
+		bad = false;
+		err = rollup_build(s, todo[i].series, todo[i].hour, &pairs, &bad);
+		if (err && bad) {
+			/* Left to the rows, whose queries report it; compaction goes on. */
+			log_warn("store: no rollup for hour %lld of series %lld: malformed rows",
+				 (long long)todo[i].hour, (long long)todo[i].series);
+			err = 0;
+		}
+		*used += pairs;
+		built++;
+	}
+	if (!err && (i < n || n == ROLLUP_TODO_BATCH))
+		*more = true;
+end:
+	/* This connection's hints say "queued" for hours it may have just taken off the queue. */
+	if (taken)
+		u64map_clear(&s->queued);
+	if (err) {
+		txn_rollback(s);
+		return err;
+	}
+	return txn_commit(s);
 }
 
 /* One transaction: delete up to budget stacks, then frames, that no sample can use any more. */
@@ -2490,7 +3397,19 @@ int store__compact(struct store *s, int64_t now_s, size_t max_rows, bool *more)
 		left -= used < left ? used : left;
 		pending |= m;
 	}
-	/* 3. Unreferenced stacks and frames. */
+	/* 3. Hour rollups of complete hours, with up to half of what is left (at least one). */
+	m = false;
+	if (!err && left) {
+		size_t cap = left - left / 2, spent_r = 0;
+
+		do {
+			err = rollup_step(s, now_s, cap - spent_r, &used, &m);
+			spent_r += used;
+		} while (!err && m && spent_r < cap);
+		left -= spent_r < left ? spent_r : left;
+		pending |= m;
+	}
+	/* 4. Unreferenced stacks and frames. */
 	m = false;
 	while (!err && left) {
 		err = gc_step(s, left, &used, &m);
@@ -2499,7 +3418,7 @@ int store__compact(struct store *s, int64_t now_s, size_t max_rows, bool *more)
 			break;
 	}
 	pending |= m;
-	/* 4. Free pages back to the file system. */
+	/* 5. Free pages back to the file system. */
 	if (!err && left) {
 		err = vacuum_step(s, left, &used, &m);
 		pending |= m;
@@ -2582,6 +3501,26 @@ static int stats_read(struct store *s, struct store_stats *out)
 				 " WHERE key = 'dropped_rows'), 0)",
 				 &v, NULL, 0);
 	out->dropped_rows = (uint64_t)v;
+	if (!err)
+		err = pragma_get(
+			s, "SELECT coalesce((SELECT value FROM meta WHERE key = 'rollups'), 0)", &v,
+			NULL, 0);
+	out->rollups = v > 0 ? (uint64_t)v : 0;
+	if (!err)
+		err = pragma_get(s,
+				 "SELECT coalesce((SELECT value FROM meta"
+				 " WHERE key = 'rollup_entries'), 0)",
+				 &v, NULL, 0);
+	out->rollup_entries = v > 0 ? (uint64_t)v : 0;
+	if (!err)
+		err = pragma_get(s,
+				 "SELECT coalesce((SELECT value FROM meta"
+				 " WHERE key = 'rollup_bytes'), 0)",
+				 &v, NULL, 0);
+	out->rollup_bytes = v > 0 ? (uint64_t)v : 0;
+	if (!err)
+		err = pragma_get(s, "SELECT count(*) FROM rollup_todo", &v, NULL, 0);
+	out->rollup_queue = (uint64_t)v;
 	return err;
 }
 
@@ -2623,5 +3562,7 @@ int store__stats(struct store *s, struct store_stats *out)
 	out->cache_hits = s->cache_hits;
 	out->cache_misses = s->cache_misses;
 	out->cache_resets = s->cache_resets + s->frames.resets + s->stacks.resets;
+	out->rollups_built = s->rollups_built;
+	out->rollups_deleted = s->rollups_deleted;
 	return 0;
 }

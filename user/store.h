@@ -3,7 +3,7 @@
  * store.h - the collector's profile storage on SQLite: series, interned frames and stacks,
  * sample counts per time bucket, downsampled into coarser tiers as they age, on a bounded disk.
  *
- * On disk (DIR/profiles.db, schema version 2 in PRAGMA user_version):
+ * On disk (DIR/profiles.db, schema version 3 in PRAGMA user_version):
  *   series(id, app, labels, sample_rate, first_s, last_s, samples)  unique (app, labels)
  *   frames(id, name BLOB unique, seen)             every frame string once
  *   stacks(id, hash, frames BLOB, seen)            frame ids root first as little-endian u32,
@@ -13,13 +13,39 @@
  *                                                  ROWID, indexed on (width, bucket): one row per
  *                                                  series and bucket [bucket, bucket + width) of a
  *                                                  tier; total = its samples, nstacks = its stacks
- *   counts(id, data BLOB)                          the stacks and counts of one samples row: pairs
- *                                                  (stack id - previous stack id, count) as LEB128
- *                                                  varints, stack ids ascending, counts >= 1
+ *   counts(id, data BLOB)                          the stacks and counts of one samples row (or
+ *                                                  rollup): pairs (stack id - previous stack id,
+ *                                                  count) as LEB128 varints, stack ids ascending,
+ *                                                  counts >= 1
  *   tiers(width, rows, entries, samples)           per bucket width: rows, (stack, count) pairs
  *                                                  and samples held, kept up to date by every write
  *   meta(key, value)                               "dropped_samples", "dropped_rows": what the disk
- *                                                  bound deleted, ever
+ *                                                  bound deleted, ever; "rollups", "rollup_entries",
+ *                                                  "rollup_bytes": what the rollups table holds
+ *                                                  (rows, pairs, bytes of both blobs), kept up to
+ *                                                  date by every write
+ *   rollups(series_id, hour, total, nstacks, counts_id, minutes BLOB)
+ *                                                  primary key (series_id, hour), WITHOUT ROWID: the
+ *                                                  sum of the samples rows of the series narrower
+ *                                                  than an hour (width < 3600) whose bucket starts
+ *                                                  in [hour, hour + 3600), hour a multiple of 3600;
+ *                                                  its pairs in counts, its total and number of
+ *                                                  stacks, and minutes: 60 LEB128 varints, the
+ *                                                  totals of the rows starting in each minute
+ *   rollup_todo(hour, series_id)                   primary key (hour, series_id), WITHOUT ROWID: the
+ *                                                  hours whose rows changed since their rollup was
+ *                                                  built (or that never had one), for compaction
+ *
+ * Hour rollups are a pre-aggregation, the upper level of a segment tree over the buckets: a query
+ * of whole hours reads one blob per series and hour instead of one per bucket. They are always
+ * exact: every write that changes the rows narrower than an hour of an hour (an ingest into it,
+ * a move into another hour or into a tier an hour wide or wider, expiry, the disk bound) deletes
+ * the hour's rollup and queues the hour in the same transaction; moves within the hour keep it
+ * (moving 10 s rows into 1 min buckets changes no hour's sum; the per-minute totals follow a row
+ * moved into another minute). store__compact builds the rollups of queued hours from the rows in
+ * the database, so several writers may share it. An hour with only one such row gets no rollup.
+ * Every stack a rollup holds is held by a samples row of its hour, so garbage collection, which
+ * looks at the samples only (seen below), never deletes a stack a rollup needs.
  * frames.seen and stacks.seen are never less than the latest bucket start that used them minus
  * one hour; every row using a stack or frame starts at most an hour after its seen. A stack or
  * frame whose seen + 1 h precedes the oldest bucket of the database is unreferenced, which is
@@ -27,7 +53,9 @@
  * New databases use auto_vacuum = INCREMENTAL. A version-1 database (one samples row per series,
  * bucket and stack, all 10 s) is converted in place by store__open in one transaction; it keeps
  * auto_vacuum = NONE (changing that needs a full VACUUM), so its freed pages are reused but not
- * handed back to the file system.
+ * handed back to the file system. A version-2 database (or a converted version 1) gets the two
+ * rollup tables, every (series, hour) with rows narrower than an hour queued in rollup_todo (one
+ * pass over the samples table); compaction then builds the rollups, oldest hour first.
  *
  * Retention: a list of 1..STORE_MAX_TIERS tiers {width_s, keep_s}. Ingests go to the first tier
  * (width STORE_BUCKET_S). A bucket of tier i whose end is at or before now - keep_s(i) moves into
@@ -68,7 +96,10 @@
 #define STORE_BUCKET_S 10
 
 /* The schema this code writes; a database with a greater PRAGMA user_version is refused. */
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
+
+/* The span of an hour rollup in seconds (rows of this width or wider are in none). */
+#define STORE_ROLLUP_S 3600
 
 /* Most tiers a retention policy may have. */
 #define STORE_MAX_TIERS 4
@@ -94,7 +125,8 @@ struct store_tier {
  * Open or create DIR/profiles.db, creating DIR and missing parents with mode 0700. Sets WAL
  * mode (auto_vacuum = INCREMENTAL first when the file is new), synchronous=NORMAL, foreign keys
  * and a busy timeout, then creates the schema (in one transaction), checks its version, or
- * converts a version-1 database to version 2 (in one transaction: a crash leaves version 1).
+ * converts a version-1 or version-2 database to version 3 (in one transaction: a crash leaves the
+ * old version; rollups are absent at first and built by store__compact).
  * The retention policy starts as STORE_RETENTION_DEFAULT and the disk bound as none.
  * Returns the store, freed with store__free; or NULL with errno set (EINVAL for a bad argument or
  * a newer/unknown schema, EROFS when the database can only be opened read-only, ENOTDIR, EACCES,
@@ -113,7 +145,8 @@ void store__free(struct store *s);
  * first, any bytes) is added to the bucket of from_s, that is from_s rounded down to a multiple of
  * STORE_BUCKET_S: agents send aligned 10 s windows, and a profile spanning several buckets goes
  * wholly into the bucket of its from_s. Counts add up with what is already stored. The series'
- * sample_rate becomes this one (the last ingest wins). st is only read.
+ * sample_rate becomes this one (the last ingest wins). st is only read. A late ingest into an hour
+ * that has a rollup deletes the rollup (store__compact builds it again).
  *
  * Everything happens in one transaction: returns 0 only after COMMIT succeeded; on any failure
  * the transaction is rolled back and nothing of this profile is stored.
@@ -131,7 +164,8 @@ int store__ingest(struct store *s, const char *app, const char *labels, int64_t 
  * (items compare as whole bytes; "" or NULL matches every series of app), in the buckets whose
  * start lies in [from_s, until_s). Frame names are interned into out, so out may already hold
  * other stacks and labels. Buckets of every tier count, by their start. Reads one consistent
- * snapshot.
+ * snapshot. Per series, every whole hour inside [from_s, until_s) that has a rollup is read from
+ * it and the rest from the buckets (the result is the same, store__set_rollups).
  * Returns 0; -EINVAL for NULL arguments; -ENOMEM / -EOVERFLOW from stacks__add; -EIO for a
  * malformed row; an SQLite error. On failure out may hold part of the samples.
  */
@@ -189,6 +223,32 @@ int store__timeline2(struct store *s, const char *app, const char *labels_match,
 		     int64_t until_s, store_timeline2_fn fn, void *arg)
 	__attribute__((warn_unused_result));
 
+/*
+ * A timeline of the selection (as store__query's: buckets whose start lies in [from_s, until_s))
+ * at a resolution of step_s seconds, for drawing: fn gets (t, width, count) points ordered by t
+ * then width. A bucket at most step_s wide adds its samples to the point (floor(start / step_s) *
+ * step_s, step_s); a wider bucket is a point of its own, (start, its width). So points are
+ * max(step_s, bucket width) wide, the first and last may hold only part of their span (the
+ * buckets starting inside [from_s, until_s)), and, as in store__timeline2, a coarse bucket and
+ * finer points of the same span come as separate calls. When step_s is a whole number of minutes
+ * and no tier narrower than an hour is wider than step_s, the per-minute totals of the hour
+ * rollups stand for their hours' buckets (same result). Reads one consistent snapshot; fn is
+ * called after it ended.
+ * Returns 0 after visiting all, the first non-zero value fn returned, -EINVAL for NULL arguments
+ * or step_s outside 1..STORE_MAX_SPAN_S, -ENOMEM, -EOVERFLOW (a point past UINT64_MAX), -EIO for a
+ * malformed rollup, or an SQLite error.
+ */
+int store__timeline_step(struct store *s, const char *app, const char *labels_match, int64_t from_s,
+			 int64_t until_s, int64_t step_s, store_timeline2_fn fn, void *arg)
+	__attribute__((warn_unused_result));
+
+/*
+ * Whether store__query and store__timeline_step read the hour rollups (true after store__open).
+ * With false they read every bucket: slower, same results (for tests and measurements). Compaction
+ * builds and upkeeps the rollups either way. Returns 0, or -EINVAL when s is NULL.
+ */
+int store__set_rollups(struct store *s, bool use) __attribute__((warn_unused_result));
+
 /* ---- retention, compaction, bounded disk ---- */
 
 /*
@@ -225,15 +285,23 @@ int store__set_max_bytes(struct store *s, uint64_t max) __attribute__((warn_unus
 
 /*
  * Do a bounded amount of maintenance as of the time now_s (Unix seconds): move aged buckets to
- * the next tier or delete them past the last one, enforce the disk bound, delete stacks and
- * frames no sample uses any more, and hand free pages back to the file system
+ * the next tier or delete them past the last one, enforce the disk bound, build hour rollups,
+ * delete stacks and frames no sample uses any more, and hand free pages back to the file system
  * (PRAGMA incremental_vacuum, never a full VACUUM) when more than 1/16 of the file is free.
- * The work is about max_rows "sample rows", counted as (stack, count) pairs moved or deleted
- * (a bucket is never split, so one big bucket may pass it), plus stacks and frames collected and
- * pages vacuumed; at most about 3/4 of it goes to moving and expiring, so the disk bound and the
- * collection progress under a backlog too. Each step is one short transaction, so other writers
- * (and ingests between calls) wait at most one step; call it every second or so from the same
- * thread as the ingests.
+ * Rollups are built for queued hours, oldest first, once complete (hour + 3600 <= now_s - 60)
+ * and once their series has a bucket after the hour (series.last_s >= hour + 3600: so an hour
+ * being written, as in a backfill of past hours, is not rolled up after every ingest; the last
+ * hour of a series that stopped waits until it sends again); and not in the last hour before
+ * rows of the hour would move into a tier an hour wide or wider (or into another hour, or
+ * expire): there a rollup would soon be deleted again, and such hours leave the queue without
+ * one.
+ * The work is about max_rows "sample rows", counted as (stack, count) pairs moved, deleted or
+ * read into a rollup (a bucket or a rollup is never split, so one big bucket or hour may pass
+ * it), plus stacks and frames collected and pages vacuumed; at most about 3/4 of it goes to
+ * moving and expiring and about half of the rest to rollups, so the disk bound and the collection
+ * progress under a backlog too. Each step is one short transaction, so other writers (and ingests
+ * between calls) wait at most one step; call it every second or so from the same thread as the
+ * ingests.
  * *more (when more is not NULL) becomes true when the budget ran out with work possibly left,
  * or on an error: call again soon.
  * Returns 0; -EINVAL for a NULL s or max_rows 0; -EIO for a malformed row; an SQLite error. A
@@ -288,11 +356,20 @@ struct store_stats {
 	uint64_t cache_hits;	 /* frame and stack lookups answered by the caches */
 	uint64_t cache_misses;
 	uint64_t cache_resets; /* caches dropped: another writer, a rollback, or full */
+	/* stored in the database: the hour rollups */
+	uint64_t rollups;	 /* (series, hour) rollups */
+	uint64_t rollup_entries; /* their (stack, count) pairs */
+	uint64_t rollup_bytes;	 /* their blobs: pairs and per-minute totals */
+	uint64_t rollup_queue;	 /* hours queued in rollup_todo */
+	/* this struct store since store__open */
+	uint64_t rollups_built;
+	uint64_t rollups_deleted; /* made inexact by a write to their hour, or redundant */
 };
 
 /*
  * Fill *out (overwritten whole) from one consistent snapshot. Cheap: a few PRAGMAs, counts of the
- * series, stacks and frames tables and the maintained tiers table; no scan of the samples.
+ * series, stacks, frames and rollup_todo tables, the maintained tiers table and meta counters; no
+ * scan of the samples or rollups.
  * Returns 0; -EINVAL for NULL arguments; an SQLite error.
  */
 int store__stats(struct store *s, struct store_stats *out) __attribute__((warn_unused_result));

@@ -100,7 +100,7 @@ def collector_roundtrip(ctx, interp):
                   "%s not in the collector's profile", svc.hot)
         ctx.check(got == per_app[svc.name], "%s: collector profile differs from the agent's own "
                   "(%d vs %d samples)", svc.name, sum(got.values()), sum(per_app[svc.name].values()))
-    st, _, body = http_get(col.port, "/api/timeline?query=coll_alpha&from=0&until=now")
+    st, _, body = http_get(col.port, "/api/timeline?query=coll_alpha&from=0&until=now&step=10")
     pts = json.loads(body) if st == 200 else []
     ctx.check(st == 200 and len(pts) >= 1 and sum(p[1] for p in pts) == sum(per_app["coll_alpha"].values()),
               "timeline (10 s buckets) %s", pts[:5])
@@ -288,9 +288,9 @@ def collector_pull_equals_push(ctx, interp):
         st, _, body = http_get(col.port, "/api/series")
         series[name] = sorted((s["app"], s["labels"]) for s in json.loads(body)) if st == 200 else None
     ctx.check(series["pull"] and series["pull"] == series["push"], "series differ: %s", series)
-    st, _, body = http_get(pull_col.port, "/api/timeline?query=pull_alpha&from=0&until=now")
+    st, _, body = http_get(pull_col.port, "/api/timeline?query=pull_alpha&from=0&until=now&step=10")
     pulled = json.loads(body) if st == 200 else []
-    st, _, body = http_get(push_col.port, "/api/timeline?query=pull_alpha&from=0&until=now")
+    st, _, body = http_get(push_col.port, "/api/timeline?query=pull_alpha&from=0&until=now&step=10")
     pushed = dict((t, n) for t, n, _ in json.loads(body)) if st == 200 else {}
     ctx.check(len(pulled) >= 2, "pulled buckets %s", pulled)
     done = pulled[:-1]  # the last bucket may still be filling on either side
@@ -437,7 +437,7 @@ def collector_retention(ctx, interp):
     st, _, text = http_get(col.port, "/render?query=ret&from=%d&until=now" % (now - 5 * 3600))
     ctx.check(_lines(text) == sent, "totals after downsampling %s != ingested %s",
               dict(_lines(text)), dict(sent))
-    st, _, text = http_get(col.port, "/api/timeline?query=ret&from=%d&until=now" % (now - 5 * 3600))
+    st, _, text = http_get(col.port, "/api/timeline?query=ret&from=%d&until=now&step=10" % (now - 5 * 3600))
     widths = sorted(set(p[2] for p in json.loads(text)))
     ctx.check(widths == [10, 60], "bucket widths in the timeline: %s", text[:300])
     old = [p for p in json.loads(text) if p[2] == 60]
@@ -475,7 +475,7 @@ def collector_retention(ctx, interp):
     kept = sum(_lines(text).values())
     ctx.check(kept + stats["dropped_samples_total"] == total,
               "kept %d + dropped %d != stored %d", kept, stats["dropped_samples_total"], total)
-    tl = json.loads(http_get(col.port, "/api/timeline?query=disk&from=%d&until=now" % t0)[2])
+    tl = json.loads(http_get(col.port, "/api/timeline?query=disk&from=%d&until=now&step=10" % t0)[2])
     # The oldest went first: what is left is the newest buckets, without a gap.
     ctx.check(tl and tl[-1][0] == t0 + 10 * (n - 1) and
               [p[0] for p in tl] == list(range(tl[0][0], tl[-1][0] + 10, 10)),

@@ -2,8 +2,9 @@
 /*
  * test_store.c - SQLite profile storage: round trips, selections, hostile input, failed ingests
  * that leave nothing behind, a writer killed with SIGKILL mid-stream; retention policies,
- * downsampling that keeps every count, expiry, the disk bound, the version 1 -> 2 conversion,
- * garbage collection with coherent caches across handles, and SIGKILL during compaction.
+ * downsampling that keeps every count, expiry, the disk bound, the version 1 -> 3 and 2 -> 3
+ * conversions, garbage collection with coherent caches across handles, SIGKILL during compaction,
+ * and hour rollups that give the same queries and timelines as the buckets they sum.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -821,7 +822,9 @@ static void test_kill9(void)
 		free(line);
 		store__free(s);
 		/* The next child restarts at ingest 0 into the same buckets: clear them. */
-		T_CHECK_EQ_INT(sql_exec(dir, "DELETE FROM samples; DELETE FROM series"), SQLITE_OK);
+		T_CHECK_EQ_INT(sql_exec(dir, "DELETE FROM samples; DELETE FROM rollup_todo;"
+					     " DELETE FROM series"),
+			       SQLITE_OK);
 	}
 	rm_rf(dir);
 }
@@ -1076,6 +1079,8 @@ static void test_retention_parse(void)
 	rm_rf(dir);
 }
 
+#define RU_T0 ((int64_t)3600 * 450000) /* hour-aligned */
+
 /* A damaged counts blob or samples row is reported as -EIO and harms nothing else. */
 static void test_corrupt(void)
 {
@@ -1115,6 +1120,31 @@ static void test_corrupt(void)
 	T_CHECK_EQ_INT(store__compact(s, 1000000000, 100, &more), -EIO);
 	store__free(s);
 	T_CHECK(integrity_ok(dir));
+	rm_rf(dir);
+
+	/* A malformed row costs its hour the rollup, not the compaction of everything else. */
+	make_tmpdir(dir, sizeof(dir));
+	s = open_or_die(dir);
+	for (int i = 0; i < 4; i++) {
+		T_CHECK_EQ_INT(ingest_folded(s, "ok", "", RU_T0 + i * 10, "main;a", 3), 0);
+		T_CHECK_EQ_INT(ingest_folded(s, "bad", "", RU_T0 + i * 10, "main;b", 4), 0);
+	}
+	/* The hour's series must have moved on for a rollup. */
+	T_CHECK_EQ_INT(sql_exec(dir, "UPDATE series SET last_s = last_s + 3600"), SQLITE_OK);
+	T_CHECK_EQ_INT(sql_exec(dir, "UPDATE counts SET data = x'8080' WHERE id ="
+				     " (SELECT max(counts_id) FROM samples x JOIN series s"
+				     " ON s.id = x.series_id WHERE s.app = 'bad')"),
+		       SQLITE_OK);
+	T_CHECK_EQ_INT(compact_all(s, RU_T0 + 7200, 100), 1);
+	T_CHECK_EQ_INT(stats_of(s).rollups, 1);
+	T_CHECK_EQ_INT(stats_of(s).rollup_queue, 0);
+	want = stacks_of("main;a", (uint64_t)12, (const char *)NULL);
+	T_CHECK(query_equals(s, "ok", NULL, RU_T0, RU_T0 + 3600, want));
+	stacks__free(want);
+	out = new_stacks();
+	T_CHECK_EQ_INT(store__query(s, "bad", NULL, RU_T0, RU_T0 + 3600, out), -EIO);
+	stacks__free(out);
+	store__free(s);
 	rm_rf(dir);
 }
 
@@ -1440,7 +1470,9 @@ static void test_upgrade_v1(void)
 	sqlite3_close(db);
 
 	s = open_or_die(dir);
-	T_CHECK_EQ_INT(sql_num(dir, "PRAGMA user_version"), 2);
+	T_CHECK_EQ_INT(sql_num(dir, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
+	/* Both series' hour 0 is queued for its rollup. */
+	T_CHECK_EQ_INT(sql_num(dir, "SELECT count(*) FROM rollup_todo WHERE hour = 0"), 2);
 	want = stacks_of("main;a", (uint64_t)8, "main;b", (uint64_t)7, (const char *)NULL);
 	T_CHECK(query_equals(s, "old", "env=x", 0, 1000, want));
 	stacks__free(want);
@@ -1479,7 +1511,7 @@ static void test_upgrade_v1(void)
 	store__free(s);
 	T_CHECK(integrity_ok(dir));
 	T_CHECK_EQ_INT(sql_num(dir, "SELECT count(*) FROM pragma_foreign_key_check"), 0);
-	/* Reopening a version-2 database changes nothing. */
+	/* Reopening a version-3 database changes nothing. */
 	s = open_or_die(dir);
 	T_CHECK_EQ_INT(stats_of(s).tiers[1].samples, 20);
 	store__free(s);
@@ -1697,15 +1729,520 @@ static void test_compact_kill9(void)
 		T_CHECK(ss.tiers[1].rows > 0);
 		T_CHECK_EQ_INT(timeline_sum(s, "ck", NULL, 0, INT64_MAX), stacks__total(want));
 		T_CHECK_EQ_INT(sql_num(dir, "SELECT count(*) FROM counts"),
-			       sql_num(dir, "SELECT count(*) FROM samples"));
+			       sql_num(dir, "SELECT (SELECT count(*) FROM samples) +"
+					    " (SELECT count(*) FROM rollups)"));
 		if (getenv("TEST_STORE_VERBOSE"))
 			fprintf(stderr, "compact kill round %d: %u reported\n", round, last + 1);
 		stacks__free(want);
 		store__free(s);
 		T_CHECK_EQ_INT(sql_exec(dir, "DELETE FROM samples; DELETE FROM counts;"
-					     " DELETE FROM tiers; DELETE FROM series"),
+					     " DELETE FROM tiers; DELETE FROM rollups;"
+					     " DELETE FROM rollup_todo; DELETE FROM meta;"
+					     " DELETE FROM series"),
 			       SQLITE_OK);
 	}
+	rm_rf(dir);
+}
+
+/* ---- hour rollups ---- */
+
+struct tlrow {
+	int64_t t;
+	int64_t width;
+	uint64_t count;
+};
+
+struct tlvec {
+	struct tlrow *v;
+	size_t n;
+	size_t cap;
+};
+
+static int tlvec_visit(void *arg, int64_t t, int64_t width, uint64_t count)
+{
+	struct tlvec *tv = arg;
+
+	if (tv->n == tv->cap) {
+		tv->cap = tv->cap ? tv->cap * 2 : 64;
+		tv->v = realloc(tv->v, tv->cap * sizeof(*tv->v));
+		if (!tv->v)
+			exit(2);
+	}
+	tv->v[tv->n++] = (struct tlrow){ t, width, count };
+	return 0;
+}
+
+static int tlrow_cmp(const void *a, const void *b)
+{
+	const struct tlrow *x = a, *y = b;
+
+	if (x->t != y->t)
+		return x->t < y->t ? -1 : 1;
+	return (x->width > y->width) - (x->width < y->width);
+}
+
+/* "t/width:count " per point, as given (sorted = false) or sorted with equal points summed. */
+static char *tlvec_render(struct tlvec *tv, bool sorted)
+{
+	struct strbuf sb;
+	size_t i, j;
+	uint64_t c;
+	char *str;
+
+	if (sorted && tv->n)
+		qsort(tv->v, tv->n, sizeof(*tv->v), tlrow_cmp);
+	strbuf_init(&sb, 0);
+	for (i = 0; i < tv->n; i = j) {
+		c = tv->v[i].count;
+		for (j = i + 1; sorted && j < tv->n && tv->v[j].t == tv->v[i].t &&
+				tv->v[j].width == tv->v[i].width;
+		     j++)
+			c += tv->v[j].count;
+		if (strbuf_addf(&sb, "%" PRId64 "/%" PRId64 ":%" PRIu64 " ", tv->v[i].t,
+				tv->v[i].width, c))
+			exit(2);
+	}
+	str = strbuf_detach(&sb, NULL);
+	if (!str)
+		exit(2);
+	free(tv->v);
+	memset(tv, 0, sizeof(*tv));
+	return str;
+}
+
+static int64_t floor_div(int64_t b, int64_t w)
+{
+	int64_t m = b % w;
+
+	return m < 0 ? b - m - w : b - m;
+}
+
+/* store__timeline_step's points computed from store__timeline2's buckets (the definition). */
+static char *timeline_step_ref(struct store *s, const char *app, const char *match, int64_t from,
+			       int64_t until, int64_t step)
+{
+	struct tlvec tv = { 0 };
+	size_t i;
+
+	T_CHECK_EQ_INT(store__timeline2(s, app, match, from, until, tlvec_visit, &tv), 0);
+	for (i = 0; i < tv.n; i++) {
+		if (tv.v[i].width <= step) {
+			tv.v[i].t = floor_div(tv.v[i].t, step);
+			tv.v[i].width = step;
+		}
+	}
+	return tlvec_render(&tv, true);
+}
+
+static char *timeline_step_of(struct store *s, const char *app, const char *match, int64_t from,
+			      int64_t until, int64_t step)
+{
+	struct tlvec tv = { 0 };
+
+	T_CHECK_EQ_INT(store__timeline_step(s, app, match, from, until, step, tlvec_visit, &tv), 0);
+	return tlvec_render(&tv, false);
+}
+
+/*
+ * Queries and timelines of [from, until) with rollups equal those without, and the timelines
+ * equal their definition. Returns the number of mismatches.
+ */
+static int rollups_agree(struct store *s, const char *app, const char *match, int64_t from,
+			 int64_t until)
+{
+	static const int64_t steps[] = { 10, 60, 300, 3600, 90, 120, 7200 };
+	char *a, *b, *ref;
+	uint64_t ta, tb;
+	size_t i;
+	int bad = 0;
+
+	T_CHECK_EQ_INT(store__set_rollups(s, false), 0);
+	b = query_render(s, app, match, from, until, &tb);
+	T_CHECK_EQ_INT(store__set_rollups(s, true), 0);
+	a = query_render(s, app, match, from, until, &ta);
+	if (strcmp(a, b) != 0) {
+		bad++;
+		fprintf(stderr,
+			"query %s [%" PRId64 ", %" PRId64 ") differs with rollups: %" PRIu64
+			" vs %" PRIu64 " samples\n",
+			match ? match : "(all)", from, until, ta, tb);
+	}
+	free(a);
+	free(b);
+	for (i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+		ref = timeline_step_ref(s, app, match, from, until, steps[i]);
+		a = timeline_step_of(s, app, match, from, until, steps[i]);
+		T_CHECK_EQ_INT(store__set_rollups(s, false), 0);
+		b = timeline_step_of(s, app, match, from, until, steps[i]);
+		T_CHECK_EQ_INT(store__set_rollups(s, true), 0);
+		if (strcmp(a, ref) != 0 || strcmp(b, ref) != 0) {
+			bad++;
+			fprintf(stderr,
+				"timeline step %" PRId64 " [%" PRId64 ", %" PRId64 ")\n"
+				"rollups %.400s\nrows    %.400s\nref     %.400s\n",
+				steps[i], from, until, a, b, ref);
+		}
+		free(ref);
+		free(a);
+		free(b);
+	}
+	return bad;
+}
+
+/* Every rollup is the sum of its hour's rows narrower than an hour; the counters agree. */
+static void rollups_exact(const char *dir, struct store *s)
+{
+	struct store_stats ss = stats_of(s);
+
+	T_CHECK_EQ_INT(sql_num(dir, "SELECT count(*) FROM rollups r WHERE r.total !="
+				    " (SELECT coalesce(sum(x.total), 0) FROM samples x"
+				    "  WHERE x.series_id = r.series_id AND x.width < 3600"
+				    "  AND x.bucket >= r.hour AND x.bucket < r.hour + 3600)"
+				    " OR r.hour % 3600 OR length(r.minutes) < 60"),
+		       0);
+	T_CHECK_EQ_INT(sql_num(dir, "SELECT count(*) FROM counts"),
+		       sql_num(dir, "SELECT (SELECT count(*) FROM samples) +"
+				    " (SELECT count(*) FROM rollups)"));
+	T_CHECK_EQ_INT(ss.rollups, sql_num(dir, "SELECT count(*) FROM rollups"));
+	T_CHECK_EQ_INT(ss.rollup_entries,
+		       sql_num(dir, "SELECT coalesce(sum(nstacks), 0) FROM rollups"));
+	T_CHECK_EQ_INT(ss.rollup_bytes,
+		       sql_num(dir, "SELECT coalesce(sum(length(r.minutes) + length(c.data)), 0)"
+				    " FROM rollups r JOIN counts c ON c.id = r.counts_id"));
+	T_CHECK_EQ_INT(ss.rollup_queue, sql_num(dir, "SELECT count(*) FROM rollup_todo"));
+}
+
+/* Hours that have a rollup, and hours with two or more fine rows that have none. */
+static void rollups_mix(const char *dir, int64_t *with, int64_t *without)
+{
+	*with = sql_num(dir, "SELECT count(*) FROM rollups");
+	*without = sql_num(dir, "SELECT count(*) FROM (SELECT series_id, bucket / 3600 AS h"
+				" FROM samples WHERE width < 3600 GROUP BY series_id, h"
+				" HAVING count(*) > 1) g WHERE NOT EXISTS (SELECT 1 FROM rollups r"
+				" WHERE r.series_id = g.series_id AND r.hour = g.h * 3600)");
+}
+
+/*
+ * Random ingests (some late, into hours already rolled up, from a second handle too), random
+ * compactions with small budgets, disk-bound trims and expiry under a policy; after each round,
+ * random intervals (hour-aligned edges or not) give the same results with and without rollups.
+ */
+static void rollups_random(const char *spec, uint64_t seed, int rounds, bool *saw_mix,
+			   uint64_t *built, uint64_t *deleted)
+{
+	static const char *const labels[] = { "k=0", "k=1,j=x", "k=2,j=x" };
+	static const char *const matches[] = { NULL, "k=0", "j=x", "k=1", "k=9" };
+	static const int64_t aligns[] = { 3600, 600, 60, 10, 1 };
+	struct store *s, *s2;
+	struct store_stats ss;
+	struct stacks *st;
+	char dir[64];
+	uint64_t rng = seed;
+	int64_t now = RU_T0, t, b, from, until, with, without;
+	int round, i, k, bad = 0;
+	bool more;
+
+	make_tmpdir(dir, sizeof(dir));
+	s = open_or_die(dir);
+	s2 = open_or_die(dir);
+	set_tiers(s, spec);
+	set_tiers(s2, spec);
+	for (round = 0; round < rounds; round++) {
+		/* 10 to 60 minutes more of buckets, each with probability 1/3 per series. */
+		t = now;
+		now += 600 + (int64_t)(rng_next(&rng) % 6) * 600;
+		for (; t < now; t += 10) {
+			for (k = 0; k < 3; k++) {
+				if (rng_next(&rng) % 3)
+					continue;
+				st = pool_profile(&rng, k == 2 ? "q" : "p", 2);
+				T_CHECK_EQ_INT(store__ingest(k == 1 ? s2 : s, "ru", labels[k],
+							     t + (int64_t)(rng_next(&rng) % 10),
+							     t + 10, 100, st),
+					       0);
+				stacks__free(st);
+			}
+		}
+		/* Late ingests into older buckets, possibly rolled up already. */
+		for (i = 0; i < 3; i++) {
+			b = now - 10 - (int64_t)(rng_next(&rng) % 21600);
+			if (b < RU_T0)
+				continue;
+			st = pool_profile(&rng, "late", 1);
+			T_CHECK_EQ_INT(store__ingest(i % 2 ? s2 : s, "ru",
+						     labels[rng_next(&rng) % 3], b, b + 10, 100,
+						     st),
+				       0);
+			stacks__free(st);
+		}
+		/* Compaction in small steps, sometimes cut short, sometimes by the other handle. */
+		more = true;
+		for (i = 0; more && i < 400; i++) {
+			T_CHECK_EQ_INT(store__compact(round % 4 == 3 ? s2 : s, now,
+						      rng_next(&rng) % 4 ? 30 : 3000, &more),
+				       0);
+			if (rng_next(&rng) % 5 == 0)
+				break;
+		}
+		/* Now and then the disk bound deletes the oldest buckets. */
+		if (round == rounds / 2) {
+			ss = stats_of(s);
+			T_CHECK_EQ_INT(store__set_max_bytes(s, ss.live_bytes - ss.live_bytes / 10),
+				       0);
+			compact_all(s, now, 500);
+			T_CHECK_EQ_INT(store__set_max_bytes(s, 0), 0);
+		}
+		rollups_exact(dir, s);
+		rollups_mix(dir, &with, &without);
+		if (with > 0 && without > 0)
+			*saw_mix = true;
+		if (getenv("TEST_STORE_VERBOSE"))
+			fprintf(stderr,
+				"  round %d: %" PRId64 " hours rolled up, %" PRId64 " not\n", round,
+				with, without);
+		for (i = 0; i < 6; i++) {
+			int64_t al = aligns[rng_next(&rng) % 5], al2 = aligns[rng_next(&rng) % 5];
+
+			from = RU_T0 - 3600 +
+			       (int64_t)(rng_next(&rng) % (uint64_t)(now - RU_T0 + 7200));
+			from -= from % al;
+			until = from + (int64_t)(rng_next(&rng) % 40000);
+			until -= until % al2;
+			bad += rollups_agree(s, "ru", matches[rng_next(&rng) % 5], from, until);
+		}
+		bad += rollups_agree(s2, "ru", NULL, 0, INT64_MAX);
+	}
+	T_CHECK_EQ_INT(bad, 0);
+	ss = stats_of(s);
+	*built += ss.rollups_built + stats_of(s2).rollups_built;
+	*deleted += ss.rollups_deleted + stats_of(s2).rollups_deleted;
+	if (getenv("TEST_STORE_VERBOSE"))
+		fprintf(stderr,
+			"rollups %s: %" PRIu64 " stored, %" PRIu64 " queued; built %" PRIu64
+			", deleted %" PRIu64 " (this handle); tiers %" PRIu64 "/%" PRIu64
+			"/%" PRIu64 " rows\n",
+			spec, ss.rollups, ss.rollup_queue, ss.rollups_built, ss.rollups_deleted,
+			ss.tiers[0].rows, ss.tiers[1].rows, ss.ntiers > 2 ? ss.tiers[2].rows : 0);
+	store__free(s);
+	store__free(s2);
+	T_CHECK(integrity_ok(dir));
+	T_CHECK_EQ_INT(sql_num(dir, "SELECT count(*) FROM pragma_foreign_key_check"), 0);
+	rm_rf(dir);
+}
+
+static void test_rollups_random(void)
+{
+	uint64_t built = 0, deleted = 0;
+	bool mix = false;
+
+	/* The default shape, scaled down: 10 s rows move into 1 min and keep their rollups. */
+	rollups_random("10s:40m,1m:4h,1h:1d", 11, 14, &mix, &built, &deleted);
+	/* 5 min buckets: moves inside an hour shift the per-minute totals. */
+	rollups_random("10s:30m,5m:3h,1h:1d", 12, 10, &mix, &built, &deleted);
+	/* 70 s buckets straddle hours; the last tier is narrower than an hour and expires. */
+	rollups_random("10s:3h,70s:4h", 13, 10, &mix, &built, &deleted);
+	T_CHECK(mix);
+	T_CHECK(built > 20);
+	T_CHECK(deleted > 5);
+}
+
+/* A hand-made case: which hours get rollups, what is reused, what invalidates them. */
+static void test_rollups(void)
+{
+	const int64_t h0 = RU_T0;
+	struct store_stats ss;
+	struct store *s, *s2;
+	struct stacks *want;
+	struct tlvec tv = { 0 };
+	char dir[64], *str;
+	int64_t t;
+	int i;
+
+	make_tmpdir(dir, sizeof(dir));
+	s = open_or_die(dir);
+	/* Hours 0 and 1 full (one row each 10 s, 3 samples), hour 2 half, hour 3 a single row. */
+	for (t = h0; t < h0 + 9000; t += 10)
+		T_CHECK_EQ_INT(ingest_folded(s, "r", "h=a", t, t % 20 ? "m;x" : "m;y", 3), 0);
+	T_CHECK_EQ_INT(ingest_folded(s, "r", "h=a", h0 + 3 * 3600 + 50, "m;z", 7), 0);
+	ss = stats_of(s);
+	T_CHECK_EQ_INT(ss.rollup_queue, 4);
+	/* Hour 2 is not complete until its end is a minute old. */
+	compact_all(s, h0 + 3 * 3600 + 59, 1000);
+	ss = stats_of(s);
+	T_CHECK_EQ_INT(ss.rollups, 2);
+	T_CHECK_EQ_INT(ss.rollups_built, 2);
+	T_CHECK_EQ_INT(ss.rollup_entries, 4);
+	T_CHECK_EQ_INT(ss.rollup_queue, 2);
+	/* Hour 3 waits for a later bucket of its series. */
+	compact_all(s, h0 + 4 * 3600 + 60, 1000);
+	ss = stats_of(s);
+	T_CHECK_EQ_INT(ss.rollups, 3);
+	T_CHECK_EQ_INT(ss.rollup_queue, 1);
+	T_CHECK_EQ_INT(ingest_folded(s, "r", "h=a", h0 + 4 * 3600, "m;z", 1), 0);
+	compact_all(s, h0 + 4 * 3600 + 60, 1000);
+	ss = stats_of(s);
+	T_CHECK_EQ_INT(ss.rollups, 3);	    /* hour 3 has one row: it gets none */
+	T_CHECK_EQ_INT(ss.rollup_queue, 1); /* hour 4 */
+	T_CHECK_EQ_INT(sql_num(dir, "SELECT total FROM rollups WHERE hour = 1620000000"), 360 * 3);
+	T_CHECK_EQ_INT(sql_num(dir, "SELECT total FROM rollups WHERE hour = 1620007200"), 180 * 3);
+	T_CHECK_EQ_INT(sql_num(dir, "SELECT length(minutes) FROM rollups WHERE hour = 1620000000"),
+		       60);
+	rollups_exact(dir, s);
+	want = stacks_of("m;x", (uint64_t)540, "m;y", (uint64_t)540, (const char *)NULL);
+	T_CHECK(query_equals(s, "r", NULL, h0, h0 + 3600, want));
+	T_CHECK(query_equals(s, "r", "h=a", h0, h0 + 3600, want));
+	stacks__free(want);
+	T_CHECK_EQ_INT(rollups_agree(s, "r", NULL, h0 - 5, h0 + 3 * 3600 + 55), 0);
+	T_CHECK_EQ_INT(rollups_agree(s, "r", NULL, h0 + 3600, h0 + 7200), 0);
+	T_CHECK_EQ_INT(rollups_agree(s, "r", "h=b", h0, h0 + 7200), 0);
+	/* Step 60 over the rolled-up hours: one point per minute of 18 samples. */
+	T_CHECK_EQ_INT(store__timeline_step(s, "r", NULL, h0, h0 + 7200, 60, tlvec_visit, &tv), 0);
+	T_CHECK_EQ_INT(tv.n, 120);
+	T_CHECK(tv.n && tv.v[0].t == h0 && tv.v[0].width == 60 && tv.v[0].count == 18);
+	free(tlvec_render(&tv, false));
+	T_CHECK_EQ_INT(store__timeline_step(s, "r", NULL, h0, h0 + 9000, 3600, tlvec_visit, &tv),
+		       0);
+	str = tlvec_render(&tv, false);
+	T_CHECK_EQ_STR(str, "1620000000/3600:1080 1620003600/3600:1080 1620007200/3600:540 ");
+	free(str);
+	/* Bad arguments. */
+	T_CHECK_EQ_INT(store__timeline_step(s, "r", NULL, 0, 1, 0, tlvec_visit, &tv), -EINVAL);
+	T_CHECK_EQ_INT(store__timeline_step(s, "r", NULL, 0, 1, -60, tlvec_visit, &tv), -EINVAL);
+	T_CHECK_EQ_INT(store__timeline_step(s, "r", NULL, 0, 1, 60, NULL, NULL), -EINVAL);
+	T_CHECK_EQ_INT(store__timeline_step(s, NULL, NULL, 0, 1, 60, tlvec_visit, &tv), -EINVAL);
+	T_CHECK_EQ_INT(store__set_rollups(NULL, true), -EINVAL);
+
+	/* A late ingest (from another handle) deletes the hour's rollup; compaction rebuilds it. */
+	s2 = open_or_die(dir);
+	T_CHECK_EQ_INT(ingest_folded(s2, "r", "h=a", h0 + 100, "m;late", 5), 0);
+	T_CHECK_EQ_INT(stats_of(s2).rollups_deleted, 1);
+	T_CHECK_EQ_INT(stats_of(s).rollups, 2);
+	T_CHECK_EQ_INT(rollups_agree(s, "r", NULL, h0, h0 + 7200), 0);
+	/* s queued hour 0 itself before; it must not trust that after s2 wrote. */
+	compact_all(s, h0 + 4 * 3600 + 60, 1000);
+	T_CHECK_EQ_INT(ingest_folded(s2, "r", "h=a", h0 + 110, "m;late", 5), 0);
+	T_CHECK_EQ_INT(ingest_folded(s, "r", "h=a", h0 + 120, "m;late", 5), 0);
+	T_CHECK_EQ_INT(stats_of(s).rollups, 2);
+	rollups_exact(dir, s);
+	compact_all(s2, h0 + 4 * 3600 + 60, 1000);
+	T_CHECK_EQ_INT(stats_of(s).rollups, 3);
+	want = stacks_of("m;x", (uint64_t)540, "m;y", (uint64_t)540, "m;late", (uint64_t)15,
+			 (const char *)NULL);
+	T_CHECK(query_equals(s, "r", NULL, h0, h0 + 3600, want));
+	stacks__free(want);
+	rollups_exact(dir, s);
+	T_CHECK_EQ_INT(rollups_agree(s, "r", NULL, 0, INT64_MAX), 0);
+
+	/* Moving 10 s rows into 1 min buckets keeps the rollups; into 1 h buckets deletes them. */
+	set_tiers(s, "10s:1h,1m:3h,1h:30d");
+	for (i = 0; i < 3; i++) {
+		compact_all(s, h0 + 5 * 3600 + i * 1800, 1000);
+		rollups_exact(dir, s);
+		T_CHECK_EQ_INT(rollups_agree(s, "r", NULL, 0, INT64_MAX), 0);
+		T_CHECK_EQ_INT(rollups_agree(s, "r", NULL, h0 + 1800, h0 + 3 * 3600 + 1800), 0);
+		ss = stats_of(s);
+		if (i == 0) {
+			/* Hours 0 and 1 are 1 h rows now; hour 2 is 1 min rows, rollup kept. */
+			T_CHECK_EQ_INT(ss.tiers[0].rows, 1);
+			T_CHECK_EQ_INT(ss.tiers[1].rows, 31);
+			T_CHECK_EQ_INT(ss.tiers[2].rows, 2);
+			T_CHECK_EQ_INT(ss.rollups, 1);
+			T_CHECK_EQ_INT(sql_num(dir, "SELECT hour FROM rollups"), h0 + 7200);
+		}
+	}
+	T_CHECK_EQ_INT(ss.rollups, 0); /* hour 2 went into a 1 h row too */
+	T_CHECK_EQ_INT(ss.tiers[2].rows, 3);
+	/* Gone with the last rows: expiry and garbage collection leave nothing behind. */
+	compact_all(s, h0 + 40 * 86400, 1000);
+	ss = stats_of(s);
+	T_CHECK_EQ_INT(ss.rollups + ss.rollup_entries + ss.rollup_bytes, 0);
+	T_CHECK_EQ_INT(ss.stacks, 0);
+	T_CHECK_EQ_INT(sql_num(dir, "SELECT count(*) FROM counts"), 0);
+	store__free(s2);
+	store__free(s);
+	T_CHECK(integrity_ok(dir));
+	rm_rf(dir);
+}
+
+/* A backfill of past hours, compacting all along: each hour is rolled up once, when done. */
+static void test_rollups_backfill(void)
+{
+	const int64_t h0 = RU_T0;
+	struct store_stats ss;
+	struct store *s;
+	char dir[64];
+	int64_t t;
+	int k;
+
+	make_tmpdir(dir, sizeof(dir));
+	s = open_or_die(dir);
+	for (t = h0; t < h0 + 2 * 3600 + 600; t += 10) {
+		for (k = 0; k < 2; k++)
+			T_CHECK_EQ_INT(ingest_folded(s, "bf", k ? "k=1" : "k=0", t, "m;w", 2), 0);
+		if (t % 60 == 0)
+			compact_all(s, h0 + 86400, 1000);
+	}
+	ss = stats_of(s);
+	T_CHECK_EQ_INT(ss.rollups, 4);
+	T_CHECK_EQ_INT(ss.rollups_built, 4);
+	T_CHECK_EQ_INT(ss.rollups_deleted, 0);
+	T_CHECK_EQ_INT(rollups_agree(s, "bf", NULL, h0 + 100, h0 + 3 * 3600), 0);
+	store__free(s);
+	rm_rf(dir);
+}
+
+/* A version-2 database (no rollup tables) is converted; compaction then builds its rollups. */
+static void test_upgrade_v2(void)
+{
+	const int64_t h0 = RU_T0;
+	char dir[64], *before, *after;
+	struct store_stats ss;
+	struct store *s;
+	uint64_t rng = 3;
+	struct stacks *st;
+	int64_t t;
+
+	make_tmpdir(dir, sizeof(dir));
+	s = open_or_die(dir);
+	/* 4 hours of two series, and the first bucket of a fifth (so the fourth is rolled up). */
+	for (t = h0; t < h0 + 4 * 3600 + 20; t += 10) {
+		st = pool_profile(&rng, t % 30 ? "u" : "v", 3);
+		T_CHECK_EQ_INT(store__ingest(s, "up", t % 20 ? "k=1" : "k=2", t, t + 10, 100, st),
+			       0);
+		stacks__free(st);
+	}
+	compact_all(s, h0 + 4 * 3600 + 60, 5000);
+	T_CHECK_EQ_INT(stats_of(s).rollups, 8);
+	T_CHECK_EQ_INT(stats_of(s).rollup_queue, 2);
+	before = query_render(s, "up", NULL, 0, INT64_MAX, NULL);
+	store__free(s);
+	/* What version 2 had. */
+	T_CHECK_EQ_INT(sql_exec(dir,
+				"DELETE FROM counts WHERE id IN (SELECT counts_id FROM rollups);"
+				" DROP TABLE rollups; DROP TABLE rollup_todo;"
+				" DELETE FROM meta WHERE key LIKE 'rollup%';"
+				" PRAGMA user_version = 2"),
+		       SQLITE_OK);
+	s = open_or_die(dir);
+	T_CHECK_EQ_INT(sql_num(dir, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
+	ss = stats_of(s);
+	T_CHECK_EQ_INT(ss.rollups, 0);
+	T_CHECK_EQ_INT(ss.rollup_queue, 10);
+	after = query_render(s, "up", NULL, 0, INT64_MAX, NULL);
+	T_CHECK_EQ_STR(after, before);
+	free(after);
+	compact_all(s, h0 + 4 * 3600 + 60, 5000);
+	ss = stats_of(s);
+	T_CHECK_EQ_INT(ss.rollups, 8);
+	T_CHECK_EQ_INT(ss.rollup_queue, 2);
+	rollups_exact(dir, s);
+	after = query_render(s, "up", NULL, 0, INT64_MAX, NULL);
+	T_CHECK_EQ_STR(after, before);
+	free(after);
+	T_CHECK_EQ_INT(rollups_agree(s, "up", "k=2", h0 + 1000, h0 + 3 * 3600 + 1000), 0);
+	free(before);
+	store__free(s);
+	T_CHECK(integrity_ok(dir));
 	rm_rf(dir);
 }
 
@@ -1725,5 +2262,9 @@ int main(void)
 	test_gc();
 	test_compact_kill9();
 	test_corrupt();
+	test_rollups();
+	test_rollups_backfill();
+	test_upgrade_v2();
+	test_rollups_random();
 	return T_DONE();
 }

@@ -112,6 +112,8 @@ async function api(path, params, as) {
 	}
 	if (!r.ok)
 		throw new Error(`${path}: ${r.status} ${(await r.text()).trim().slice(0, 300)}`);
+	if (as === 'top') /* functions, and the selection's total from the header */
+		return { rows: await r.json(), total: Number(r.headers.get('X-Pysamp-Samples')) || 0 };
 	return as === 'json' ? r.json() : as === 'blob' ? r.blob() : r.text();
 }
 
@@ -441,24 +443,23 @@ async function load() {
 		const wide = state.compare ? { query: selection(), from: String(Math.min(tf, parseTime(state.bfrom, now))), until } : sel;
 		const [timeline, top, svg, btop] = await Promise.all([
 			api('api/timeline', wide, 'json'),
-			api('api/top', { ...sel, limit: 5000 }, 'json'),
+			api('api/top', { ...sel, limit: 5000 }, 'top'),
 			state.compare
 				? api('api/diff', { query: selection(), from: bfrom, until: buntil, from2: from, until2: until, format: 'svg', width })
 				: api('render', { ...sel, format: 'svg', width }),
-			state.compare ? api('api/top', { query: selection(), from: bfrom, until: buntil, limit: 5000 }, 'json') : null,
+			state.compare ? api('api/top', { query: selection(), from: bfrom, until: buntil, limit: 5000 }, 'top') : null,
 		]);
 		if (seq !== loadSeq)
 			return;
 		const wideFrom = Number(wide.from) || tf;
 		drawTimeline(timeline, wideFrom, tu);
-		const inside = (a, b) => timeline.reduce((n, p) => n + (p[0] >= a && p[0] < b ? p[1] : 0), 0);
-		const sum = inside(tf, tu), total = sum;
+		const sum = top.total, total = sum;
 		$('summary').textContent = `${selection()}  ${fmtTime(tf)} – ${fmtTime(tu)}  ${sum} samples`;
 		if (state.compare) {
-			const btotal = inside(parseTime(state.bfrom, now), parseTime(state.buntil, now)) || 1;
-			const bmap = new Map(btop.map((r) => [r.name, r.self]));
-			const names = new Set([...top.map((r) => r.name), ...btop.map((r) => r.name)]);
-			const cur = new Map(top.map((r) => [r.name, r]));
+			const btotal = btop.total || 1;
+			const bmap = new Map(btop.rows.map((r) => [r.name, r.self]));
+			const names = new Set([...top.rows.map((r) => r.name), ...btop.rows.map((r) => r.name)]);
+			const cur = new Map(top.rows.map((r) => [r.name, r]));
 			topRows = [...names].map((n) => {
 				const r = cur.get(n) || { self: 0, total: 0 };
 				const bs = bmap.get(n) || 0;
@@ -469,7 +470,7 @@ async function load() {
 			});
 			if (topSort === 'selfp' || topSort === 'totalp') topSort = 'delta';
 		} else {
-			topRows = top.map((r) => ({
+			topRows = top.rows.map((r) => ({
 				name: r.name, self: r.self, total: r.total,
 				selfp: 100 * r.self / (total || 1), totalp: 100 * r.total / (total || 1),
 			}));

@@ -812,7 +812,7 @@ static void handle(void *ctx, const struct httpd_request *req, struct httpd_resp
 	} else if (!strcmp(req->path, "/api/timeline")) {
 		const char *v = httpd_arg(req, "step");
 		struct ingest_name n;
-		int64_t from, until, step;
+		int64_t from, until, step, unit;
 		uint32_t st;
 		json_object *a;
 
@@ -824,8 +824,11 @@ static void handle(void *ctx, const struct httpd_request *req, struct httpd_resp
 			return;
 		}
 		step = v ? (int64_t)st : (until - from + 999) / 1000;
-		step = step <= STORE_BUCKET_S ? STORE_BUCKET_S
-					       : (step + STORE_BUCKET_S - 1) / STORE_BUCKET_S * STORE_BUCKET_S;
+		/* whole buckets; past a minute whole minutes, past an hour whole hours (the store
+		 * answers those from its per-minute and hourly totals) */
+		unit = step > 3600 ? 3600 : step > 60 ? 60 : STORE_BUCKET_S;
+		if (!v)
+			step = (step + unit - 1) / unit * unit;
 		a = json_object_new_array();
 		reply_json(r, a,
 			   store__timeline_step(c->store, n.app, n.labels[0] ? n.labels : NULL, from,

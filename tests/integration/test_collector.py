@@ -471,7 +471,15 @@ def collector_retention(ctx, interp):
         time.sleep(0.3)
     ctx.check(0 < stats["dropped_samples_total"] < total / 2 and
               stats["db_live_bytes"] <= 1 << 20, "disk bound: %s", stats)
-    st, _, text = http_get(col.port, "/render?query=disk&from=%d&until=now" % t0)
+    # what is kept and what was dropped, read between two equal counts of drops (compaction
+    # may still be trimming while we read)
+    for _ in range(50):
+        before = json.loads(http_get(col.port, "/api/stats")[2])["dropped_samples_total"]
+        st, _, text = http_get(col.port, "/render?query=disk&from=%d&until=now" % t0)
+        stats = json.loads(http_get(col.port, "/api/stats")[2])
+        if stats["dropped_samples_total"] == before:
+            break
+        time.sleep(0.2)
     kept = sum(_lines(text).values())
     ctx.check(kept + stats["dropped_samples_total"] == total,
               "kept %d + dropped %d != stored %d", kept, stats["dropped_samples_total"], total)
